@@ -1,0 +1,228 @@
+//! The metadata store's behaviour, run against every backend (SQLite and PostgreSQL).
+
+use berth_db::testing::{backends, scratch_database};
+use berth_db::*;
+
+async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = scratch_database(backend, dir.path()).await.unwrap_or_else(|e| {
+            panic!("cannot create a {backend:?} test database ({e}); start PostgreSQL or set BERTH_TEST_POSTGRES_URL")
+        });
+        let db = Db::connect(&url).await.unwrap();
+        assert_eq!(db.backend(), backend);
+        test(db.clone()).await;
+        db.close().await;
+    }
+}
+
+fn principal(id: &str, app: &str, name: &str) -> Principal {
+    Principal {
+        id: id.into(),
+        tenant_id: "t".into(),
+        app_id: app.into(),
+        kind: PrincipalKind::ServicePrincipal,
+        display_name: name.into(),
+        resource_id: None,
+        application_object_id: None,
+        created_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn assignment(name: &str, scope: &str, principal: &str) -> RoleAssignmentRecord {
+    RoleAssignmentRecord {
+        id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
+        name: name.into(),
+        scope: scope.into(),
+        role_definition_id: "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/r".into(),
+        principal_id: principal.into(),
+        principal_type: "ServicePrincipal".into(),
+        condition: None,
+        condition_version: None,
+        description: None,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+        created_by: None,
+        updated_by: None,
+    }
+}
+
+async fn bootstrap(db: &Db) {
+    let sub = Subscription {
+        id: "s".into(),
+        tenant_id: "t".into(),
+        display_name: "sub".into(),
+        state: "Enabled".into(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let owner = principal("p1", "a1", "owner");
+    let secret = PrincipalSecret {
+        id: "k1".into(),
+        principal_id: "p1".into(),
+        secret_hash: "$argon2id$...".into(),
+        hint: "abc".into(),
+        display_name: None,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        expires_at: 4_000_000_000,
+    };
+    db.bootstrap("t", &sub, &owner, &secret, &assignment("a0", "/subscriptions/s", "p1")).await.unwrap();
+}
+
+fn group(name: &str) -> ResourceRecord {
+    ResourceRecord {
+        id: format!("/subscriptions/s/resourceGroups/{name}"),
+        subscription_id: "s".into(),
+        group_key: format!("/subscriptions/s/resourcegroups/{}", name.to_lowercase()),
+        type_key: "microsoft.resources/resourcegroups".into(),
+        name: name.into(),
+        unique_name: None,
+        body: "{}".into(),
+        created_at: "c".into(),
+        updated_at: "u".into(),
+    }
+}
+
+fn registry(group: &str, name: &str) -> ResourceRecord {
+    let id = format!("/subscriptions/s/resourceGroups/{group}/providers/Microsoft.ContainerRegistry/registries/{name}");
+    ResourceRecord {
+        id,
+        subscription_id: "s".into(),
+        group_key: format!("/subscriptions/s/resourcegroups/{}", group.to_lowercase()),
+        type_key: "microsoft.containerregistry/registries".into(),
+        name: name.into(),
+        unique_name: Some(format!("registry:{}", name.to_lowercase())),
+        body: format!("{{\"name\":\"{name}\"}}"),
+        created_at: "c".into(),
+        updated_at: "u".into(),
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_is_atomic_and_readable() {
+    each_backend(|db| async move {
+        assert_eq!(db.tenant_id().await.unwrap(), None);
+        bootstrap(&db).await;
+        assert_eq!(db.tenant_id().await.unwrap().as_deref(), Some("t"));
+        assert_eq!(db.list_subscriptions().await.unwrap().len(), 1);
+        assert_eq!(db.get_subscription("S").await.unwrap().unwrap().id, "s");
+        let p = db.get_principal_by_app_id("A1").await.unwrap().unwrap();
+        assert_eq!(p.id, "p1");
+        assert_eq!(db.secrets_of("p1").await.unwrap().len(), 1);
+        assert_eq!(db.role_assignments_of("P1").await.unwrap().len(), 1);
+        // A second bootstrap must fail as a whole and change nothing.
+        let sub = db.list_subscriptions().await.unwrap().remove(0);
+        let again = db
+            .bootstrap("t2", &sub, &principal("p9", "a9", "x"), &db.secrets_of("p1").await.unwrap()[0], &assignment("a9", "/subscriptions/s", "p9"))
+            .await;
+        assert!(again.is_err());
+        assert!(db.get_principal("p9").await.unwrap().is_none());
+        assert_eq!(db.tenant_id().await.unwrap().as_deref(), Some("t"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn principals_are_unique_by_app_id() {
+    each_backend(|db| async move {
+        bootstrap(&db).await;
+        db.create_principal(&principal("p2", "a2", "two"), None).await.unwrap();
+        let dup = db.create_principal(&principal("p3", "A2", "three"), None).await;
+        assert!(matches!(dup, Err(DbError::Conflict(_))), "{dup:?}");
+        assert_eq!(db.list_principals_by_display_name("two").await.unwrap().len(), 1);
+        assert!(db.delete_principal("p2").await.unwrap());
+        assert!(!db.delete_principal("p2").await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resource_groups_and_resources_round_trip() {
+    each_backend(|db| async move {
+        bootstrap(&db).await;
+        assert!(db.put_resource_group(&group("G1")).await.unwrap());
+        assert!(!db.put_resource_group(&group("g1")).await.unwrap(), "same group, other casing, is an update");
+        assert!(db.put_resource_group(&group("g2")).await.unwrap());
+        assert_eq!(db.list_resource_groups("s").await.unwrap().len(), 2);
+        assert_eq!(db.get_resource_group("/SUBSCRIPTIONS/s/resourceGroups/G1").await.unwrap().unwrap().name, "G1");
+
+        assert!(db.put_resource(&registry("G1", "myacr")).await.unwrap());
+        assert!(!db.put_resource(&registry("G1", "MyAcr")).await.unwrap());
+        // Registry names are unique across groups.
+        let clash = db.put_resource(&registry("g2", "MYACR")).await;
+        assert!(matches!(clash, Err(DbError::Conflict(_))), "{clash:?}");
+        assert!(db.put_resource(&registry("g2", "other1")).await.unwrap());
+
+        let regs = db.list_resources("s", None, Some("Microsoft.ContainerRegistry/registries")).await.unwrap();
+        assert_eq!(regs.len(), 2);
+        let in_g1 = db.list_resources("s", Some("/subscriptions/s/resourcegroups/g1"), None).await.unwrap();
+        assert_eq!(in_g1.len(), 1);
+        assert_eq!(
+            db.get_resource_by_unique_name("registry:myacr").await.unwrap().unwrap().id,
+            "/subscriptions/s/resourceGroups/G1/providers/Microsoft.ContainerRegistry/registries/myacr"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_group_removes_its_resources_and_assignments() {
+    each_backend(|db| async move {
+        bootstrap(&db).await;
+        db.put_resource_group(&group("g1")).await.unwrap();
+        db.put_resource_group(&group("g1_x")).await.unwrap();
+        let reg = registry("g1", "myacr");
+        db.put_resource(&reg).await.unwrap();
+        db.put_resource(&registry("g1_x", "keepme")).await.unwrap();
+        db.create_role_assignment(&assignment("a1", &reg.id, "p1")).await.unwrap();
+        db.create_role_assignment(&assignment("a2", "/subscriptions/s/resourceGroups/g1", "p1")).await.unwrap();
+        // `_` must not act as a LIKE wildcard: g1_x is not below g1.
+        db.create_role_assignment(&assignment("a3", "/subscriptions/s/resourceGroups/g1_x", "p1")).await.unwrap();
+
+        let removed = db.delete_resource_group("/subscriptions/s/resourceGroups/G1").await.unwrap().unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(db.get_resource(&reg.id).await.unwrap().is_none());
+        assert!(db.get_resource_by_unique_name("registry:keepme").await.unwrap().is_some());
+        let left: Vec<String> = db.role_assignments_of("p1").await.unwrap().into_iter().map(|a| a.name).collect();
+        assert_eq!(left, ["a0", "a3"]);
+        assert!(db.delete_resource_group("/subscriptions/s/resourceGroups/g1").await.unwrap().is_none());
+        // The registry name is free again.
+        db.put_resource_group(&group("g3")).await.unwrap();
+        assert!(db.put_resource(&registry("g3", "myacr")).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signing_keys_rotate() {
+    each_backend(|db| async move {
+        let k1 = StoredSigningKey { kid: "k1".into(), private_pem: "pem1".into(), created_at: 10, retired_at: None };
+        let k2 = StoredSigningKey { kid: "k2".into(), private_pem: "pem2".into(), created_at: 20, retired_at: None };
+        db.rotate_signing_key(&k1, 10).await.unwrap();
+        db.rotate_signing_key(&k2, 20).await.unwrap();
+        let keys = db.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].retired_at, Some(20));
+        assert_eq!(keys[1].retired_at, None);
+        assert_eq!(db.prune_signing_keys(21).await.unwrap(), 1);
+        assert_eq!(db.signing_keys().await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = scratch_database(backend, dir.path()).await.unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        bootstrap(&db).await;
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        assert_eq!(db.tenant_id().await.unwrap().as_deref(), Some("t"));
+        db.close().await;
+    }
+}
