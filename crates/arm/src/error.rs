@@ -29,6 +29,7 @@ pub enum ArmErrorCode {
     UnsupportedMediaType,
     MethodNotAllowed,
     BadRequest,
+    InvalidResourceGroupLocation,
     InternalServerError,
 }
 
@@ -59,6 +60,7 @@ impl ArmErrorCode {
             UnsupportedMediaType => "UnsupportedMediaType",
             MethodNotAllowed => "MethodNotAllowed",
             BadRequest => "BadRequest",
+            InvalidResourceGroupLocation => "InvalidResourceGroupLocation",
             InternalServerError => "InternalServerError",
         }
     }
@@ -72,9 +74,13 @@ impl ArmErrorCode {
             | InvalidAuthenticationTokenAudience
             | ExpiredAuthenticationToken => 401,
             AuthorizationFailed => 403,
-            SubscriptionNotFound | ResourceGroupNotFound | ResourceNotFound
+            SubscriptionNotFound
+            | ResourceGroupNotFound
+            | ResourceNotFound
             | ParentResourceNotFound => 404,
-            AlreadyExists | RegistryNameNotAvailable | Conflict => 409,
+            AlreadyExists | RegistryNameNotAvailable | Conflict | InvalidResourceGroupLocation => {
+                409
+            }
             RequestEntityTooLarge => 413,
             UnsupportedMediaType => 415,
             MethodNotAllowed => 405,
@@ -141,7 +147,10 @@ mod tests {
 
     #[test]
     fn body_has_arm_shape() {
-        let err = ArmError::new(ArmErrorCode::ResourceGroupNotFound, "Resource group 'g' could not be found.");
+        let err = ArmError::new(
+            ArmErrorCode::ResourceGroupNotFound,
+            "Resource group 'g' could not be found.",
+        );
         let json = serde_json::to_value(err.body()).unwrap();
         assert_eq!(
             json,

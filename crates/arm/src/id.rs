@@ -19,7 +19,10 @@ enum Segment {
     Subscription(String),
     ResourceGroup(String),
     /// `providers/{namespace}/{type}/{name}[/{type}/{name}]*`; an empty list is a provider-level path.
-    Provider { namespace: String, types: Vec<(String, String)> },
+    Provider {
+        namespace: String,
+        types: Vec<(String, String)>,
+    },
 }
 
 /// An ARM resource ID or scope. `/` (the root scope) is the empty ID.
@@ -125,7 +128,10 @@ impl ResourceId {
         while i < parts.len() {
             let keyword = parts[i];
             let value = |i: usize| {
-                parts.get(i + 1).map(|v| v.to_string()).ok_or(ResourceIdError::MissingName(keyword.to_string()))
+                parts
+                    .get(i + 1)
+                    .map(|v| v.to_string())
+                    .ok_or(ResourceIdError::MissingName(keyword.to_string()))
             };
             if keyword.eq_ignore_ascii_case("subscriptions") && segments.is_empty() {
                 segments.push(Segment::Subscription(value(i)?));
@@ -184,10 +190,12 @@ impl ResourceId {
     /// The type of the resource this ID names, or `None` for subscriptions, groups and the root.
     pub fn resource_type(&self) -> Option<ResourceType> {
         match self.segments.last() {
-            Some(Segment::Provider { namespace, types }) if !types.is_empty() => Some(ResourceType {
-                namespace: namespace.clone(),
-                types: types.iter().map(|(t, _)| t.clone()).collect(),
-            }),
+            Some(Segment::Provider { namespace, types }) if !types.is_empty() => {
+                Some(ResourceType {
+                    namespace: namespace.clone(),
+                    types: types.iter().map(|(t, _)| t.clone()).collect(),
+                })
+            }
             _ => None,
         }
     }
@@ -295,7 +303,13 @@ mod tests {
         assert_eq!(id.resource_group_name(), Some("My-RG"));
         assert_eq!(id.name(), Some("MyAcr"));
         assert!(id.resource_type().unwrap().is("microsoft.containerregistry/REGISTRIES"));
-        assert_eq!(id, ResourceId::parse(&id.to_string().to_uppercase().replace("/SUBSCRIPTIONS/S1", "/subscriptions/S1")).unwrap());
+        assert_eq!(
+            id,
+            ResourceId::parse(
+                &id.to_string().to_uppercase().replace("/SUBSCRIPTIONS/S1", "/subscriptions/S1")
+            )
+            .unwrap()
+        );
     }
 
     #[test]
@@ -336,8 +350,14 @@ mod tests {
     fn rejects_malformed() {
         assert_eq!(ResourceId::parse("subscriptions/s"), Err(ResourceIdError::NotAbsolute));
         assert_eq!(ResourceId::parse("/subscriptions//x"), Err(ResourceIdError::EmptySegment));
-        assert!(matches!(ResourceId::parse("/subscriptions"), Err(ResourceIdError::MissingName(_))));
-        assert!(matches!(ResourceId::parse("/foo/bar"), Err(ResourceIdError::UnexpectedSegment(_))));
+        assert!(matches!(
+            ResourceId::parse("/subscriptions"),
+            Err(ResourceIdError::MissingName(_))
+        ));
+        assert!(matches!(
+            ResourceId::parse("/foo/bar"),
+            Err(ResourceIdError::UnexpectedSegment(_))
+        ));
         assert!(matches!(
             ResourceId::parse("/subscriptions/s/providers/Microsoft.X/t"),
             Err(ResourceIdError::MissingName(_))
@@ -348,7 +368,10 @@ mod tests {
     fn builders_match_parse() {
         let rt = ResourceType::parse("Microsoft.ContainerRegistry/registries").unwrap();
         let id = ResourceId::resource_group("s", "g").provider_resource(&rt, "r");
-        assert_eq!(id.to_string(), "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r");
+        assert_eq!(
+            id.to_string(),
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r"
+        );
         assert_eq!(ResourceId::parse(&id.to_string()).unwrap(), id);
     }
 }

@@ -74,6 +74,9 @@ mod tests {
         assert!(validate_registry_name("acr").is_err());
         assert!(validate_registry_name("my-acr").is_err());
         assert!(validate_registry_name(&"a".repeat(51)).is_err());
-        assert_eq!(validate_registry_name("x").unwrap_err().code, ArmErrorCode::InvalidResourceName);
+        assert_eq!(
+            validate_registry_name("x").unwrap_err().code,
+            ArmErrorCode::InvalidResourceName
+        );
     }
 }

@@ -80,7 +80,11 @@ impl RoleCatalog for BuiltinCatalog {
 }
 
 /// Decide a request against the principal's assignments. Deny by default.
-pub fn decide(catalog: &dyn RoleCatalog, assignments: &[Assignment], request: &Request<'_>) -> Decision {
+pub fn decide(
+    catalog: &dyn RoleCatalog,
+    assignments: &[Assignment],
+    request: &Request<'_>,
+) -> Decision {
     for assignment in assignments {
         if !assignment.principal_id.eq_ignore_ascii_case(request.principal_id) {
             continue;
@@ -137,7 +141,9 @@ mod tests {
         Assignment {
             id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/x"),
             principal_id: principal.into(),
-            role_definition_id: format!("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            role_definition_id: format!(
+                "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role}"
+            ),
             scope: ResourceId::parse(scope).unwrap(),
         }
     }
@@ -152,15 +158,22 @@ mod tests {
         .is_allowed()
     }
 
-    const REGISTRY: &str = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r";
+    const REGISTRY: &str =
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r";
 
     #[test]
     fn wildcards_match_as_arm_does() {
         assert!(action_matches("*", "Microsoft.ContainerRegistry/registries/write"));
         assert!(action_matches("*/read", "Microsoft.ContainerRegistry/registries/read"));
         assert!(!action_matches("*/read", "Microsoft.ContainerRegistry/registries/write"));
-        assert!(action_matches("Microsoft.Authorization/*/Write", "microsoft.authorization/roleAssignments/write"));
-        assert!(action_matches("Microsoft.ContainerRegistry/*", "Microsoft.ContainerRegistry/registries/pull/read"));
+        assert!(action_matches(
+            "Microsoft.Authorization/*/Write",
+            "microsoft.authorization/roleAssignments/write"
+        ));
+        assert!(action_matches(
+            "Microsoft.ContainerRegistry/*",
+            "Microsoft.ContainerRegistry/registries/pull/read"
+        ));
         assert!(!action_matches("Microsoft.Web/*", "Microsoft.WebX/sites/read"));
     }
 
@@ -170,7 +183,12 @@ mod tests {
         assert!(check(&a, "p", "Microsoft.ContainerRegistry/registries/write", REGISTRY));
         assert!(check(&a, "p", "Microsoft.Authorization/roleAssignments/write", REGISTRY));
         assert!(!check(&a, "other", "Microsoft.ContainerRegistry/registries/read", REGISTRY));
-        assert!(!check(&a, "p", "Microsoft.ContainerRegistry/registries/read", "/subscriptions/s2"));
+        assert!(!check(
+            &a,
+            "p",
+            "Microsoft.ContainerRegistry/registries/read",
+            "/subscriptions/s2"
+        ));
     }
 
     #[test]
@@ -185,7 +203,12 @@ mod tests {
         let a = [assignment("p", role_ids::READER, REGISTRY)];
         assert!(check(&a, "p", "Microsoft.ContainerRegistry/registries/read", REGISTRY));
         assert!(!check(&a, "p", "Microsoft.ContainerRegistry/registries/write", REGISTRY));
-        assert!(!check(&a, "p", "Microsoft.Resources/subscriptions/resourceGroups/read", "/subscriptions/s/resourceGroups/g"));
+        assert!(!check(
+            &a,
+            "p",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "/subscriptions/s/resourceGroups/g"
+        ));
     }
 
     #[test]

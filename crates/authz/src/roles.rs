@@ -43,7 +43,8 @@ impl RoleDefinition {
                 ActionKind::Control => (&p.actions, &p.not_actions),
                 ActionKind::Data => (&p.data_actions, &p.not_data_actions),
             };
-            allow.iter().any(|a| action_matches(a, action)) && !deny.iter().any(|n| action_matches(n, action))
+            allow.iter().any(|a| action_matches(a, action))
+                && !deny.iter().any(|n| action_matches(n, action))
         })
     }
 }
@@ -73,6 +74,9 @@ mod tests {
         let roles = builtin_roles();
         assert_eq!(roles.len(), 25);
         assert!(roles.iter().all(|r| r.role_type == "BuiltInRole" && !r.permissions.is_empty()));
-        assert_eq!(find_builtin_role("7F951DDA-4ED3-4680-A7CA-43FE172D538D").unwrap().role_name, "AcrPull");
+        assert_eq!(
+            find_builtin_role("7F951DDA-4ED3-4680-A7CA-43FE172D538D").unwrap().role_name,
+            "AcrPull"
+        );
     }
 }

@@ -12,7 +12,8 @@ fn principal_from(row: &AnyRow) -> Result<Principal> {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         app_id: row.try_get("app_id")?,
-        kind: PrincipalKind::parse(&kind).ok_or_else(|| DbError::Corrupt(format!("principal kind `{kind}`")))?,
+        kind: PrincipalKind::parse(&kind)
+            .ok_or_else(|| DbError::Corrupt(format!("principal kind `{kind}`")))?,
         display_name: row.try_get("display_name")?,
         resource_id: row.try_get("resource_id")?,
         application_object_id: row.try_get("application_object_id")?,
@@ -77,14 +78,18 @@ const PRINCIPAL_COLUMNS: &str =
     "id, tenant_id, app_id, kind, display_name, resource_id, application_object_id, created_at";
 const RESOURCE_COLUMNS: &str =
     "id, subscription_id, group_key, type_key, name, unique_name, body, created_at, updated_at";
-const ASSIGNMENT_COLUMNS: &str = "id, name, scope, role_definition_id, principal_id, principal_type, condition, \
+const ASSIGNMENT_COLUMNS: &str =
+    "id, name, scope, role_definition_id, principal_id, principal_type, condition, \
      condition_version, description, created_at, updated_at, created_by, updated_by";
 
 impl Db {
     // ---- settings -------------------------------------------------------------------------------------------
 
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(match row {
             Some(r) => Some(r.try_get("value")?),
             None => None,
@@ -158,7 +163,11 @@ impl Db {
     // ---- principals and secrets -----------------------------------------------------------------------------
 
     /// Create a principal, optionally with a secret, in one transaction.
-    pub async fn create_principal(&self, principal: &Principal, secret: Option<&PrincipalSecret>) -> Result<()> {
+    pub async fn create_principal(
+        &self,
+        principal: &Principal,
+        secret: Option<&PrincipalSecret>,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         insert_principal(&mut tx, principal).await?;
         if let Some(secret) = secret {
@@ -170,23 +179,35 @@ impl Db {
 
     pub async fn get_principal(&self, id: &str) -> Result<Option<Principal>> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
+        let row =
+            sqlx::query(&sql).bind(id.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
         row.as_ref().map(principal_from).transpose()
     }
 
     pub async fn get_principal_by_app_id(&self, app_id: &str) -> Result<Option<Principal>> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE app_id = $1");
-        let row = sqlx::query(&sql).bind(app_id.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
+        let row =
+            sqlx::query(&sql).bind(app_id.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
         row.as_ref().map(principal_from).transpose()
     }
 
-    pub async fn get_principal_by_application_object(&self, object_id: &str) -> Result<Option<Principal>> {
-        let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE application_object_id = $1");
-        let row = sqlx::query(&sql).bind(object_id.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
+    pub async fn get_principal_by_application_object(
+        &self,
+        object_id: &str,
+    ) -> Result<Option<Principal>> {
+        let sql =
+            format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE application_object_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(object_id.to_ascii_lowercase())
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(principal_from).transpose()
     }
 
-    pub async fn list_principals_by_display_name(&self, display_name: &str) -> Result<Vec<Principal>> {
+    pub async fn list_principals_by_display_name(
+        &self,
+        display_name: &str,
+    ) -> Result<Vec<Principal>> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE display_name = $1 ORDER BY created_at");
         let rows = sqlx::query(&sql).bind(display_name).fetch_all(self.pool()).await?;
         rows.iter().map(principal_from).collect()
@@ -276,10 +297,12 @@ impl Db {
 
     /// Forget keys retired before `cutoff` (their tokens have all expired).
     pub async fn prune_signing_keys(&self, cutoff: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
-            .bind(cutoff)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
+        )
+        .bind(cutoff)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -345,20 +368,31 @@ impl Db {
     pub async fn delete_resource_group(&self, key: &str) -> Result<Option<Vec<ResourceRecord>>> {
         let key = key.to_ascii_lowercase();
         let mut tx = self.pool().begin().await?;
-        let exists = sqlx::query("SELECT key FROM resource_groups WHERE key = $1").bind(&key).fetch_optional(&mut *tx).await?;
+        let exists = sqlx::query("SELECT key FROM resource_groups WHERE key = $1")
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }
         let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE group_key = $1");
         let rows = sqlx::query(&sql).bind(&key).fetch_all(&mut *tx).await?;
         let removed = rows.iter().map(resource_from).collect::<Result<Vec<_>>>()?;
-        sqlx::query("DELETE FROM role_assignments WHERE scope_key = $1 OR scope_key LIKE $2 ESCAPE '\\'")
+        sqlx::query(
+            "DELETE FROM role_assignments WHERE scope_key = $1 OR scope_key LIKE $2 ESCAPE '\\'",
+        )
+        .bind(&key)
+        .bind(below(&key))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM resources WHERE group_key = $1")
             .bind(&key)
-            .bind(below(&key))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM resources WHERE group_key = $1").bind(&key).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM resource_groups WHERE key = $1").bind(&key).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM resource_groups WHERE key = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(removed))
     }
@@ -376,11 +410,15 @@ impl Db {
 
     pub async fn get_resource(&self, key: &str) -> Result<Option<ResourceRecord>> {
         let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = $1");
-        let row = sqlx::query(&sql).bind(key.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
+        let row =
+            sqlx::query(&sql).bind(key.to_ascii_lowercase()).fetch_optional(self.pool()).await?;
         row.as_ref().map(resource_from).transpose()
     }
 
-    pub async fn get_resource_by_unique_name(&self, unique_name: &str) -> Result<Option<ResourceRecord>> {
+    pub async fn get_resource_by_unique_name(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<ResourceRecord>> {
         let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE unique_name = $1");
         let row = sqlx::query(&sql).bind(unique_name).fetch_optional(self.pool()).await?;
         row.as_ref().map(resource_from).transpose()
@@ -393,7 +431,8 @@ impl Db {
         group_key: Option<&str>,
         type_key: Option<&str>,
     ) -> Result<Vec<ResourceRecord>> {
-        let mut sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE subscription_id = $1");
+        let mut sql =
+            format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE subscription_id = $1");
         let mut binds = vec![subscription_id.to_string()];
         if let Some(g) = group_key {
             binds.push(g.to_ascii_lowercase());
@@ -423,11 +462,13 @@ impl Db {
         if removed.is_empty() {
             return Ok(removed);
         }
-        sqlx::query("DELETE FROM role_assignments WHERE scope_key = $1 OR scope_key LIKE $2 ESCAPE '\\'")
-            .bind(&key)
-            .bind(below(&key))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM role_assignments WHERE scope_key = $1 OR scope_key LIKE $2 ESCAPE '\\'",
+        )
+        .bind(&key)
+        .bind(below(&key))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM resources WHERE key = $1 OR key LIKE $2 ESCAPE '\\'")
             .bind(&key)
             .bind(below(&key))
@@ -446,15 +487,24 @@ impl Db {
         Ok(())
     }
 
-    pub async fn role_assignments_of(&self, principal_id: &str) -> Result<Vec<RoleAssignmentRecord>> {
+    pub async fn role_assignments_of(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<RoleAssignmentRecord>> {
         let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE principal_id = $1 ORDER BY key");
-        let rows = sqlx::query(&sql).bind(principal_id.to_ascii_lowercase()).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(principal_id.to_ascii_lowercase())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(assignment_from).collect()
     }
 
     pub async fn role_assignments_at(&self, scope: &str) -> Result<Vec<RoleAssignmentRecord>> {
-        let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE scope_key = $1 ORDER BY key");
-        let rows = sqlx::query(&sql).bind(scope.to_ascii_lowercase()).fetch_all(self.pool()).await?;
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE scope_key = $1 ORDER BY key"
+        );
+        let rows =
+            sqlx::query(&sql).bind(scope.to_ascii_lowercase()).fetch_all(self.pool()).await?;
         rows.iter().map(assignment_from).collect()
     }
 
@@ -534,7 +584,10 @@ async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignmentRecord) -> Result<
 
 async fn put_resource_in(tx: &mut Tx<'_>, r: &ResourceRecord) -> Result<bool> {
     let key = r.key();
-    let existing = sqlx::query("SELECT key FROM resources WHERE key = $1").bind(&key).fetch_optional(&mut **tx).await?;
+    let existing = sqlx::query("SELECT key FROM resources WHERE key = $1")
+        .bind(&key)
+        .fetch_optional(&mut **tx)
+        .await?;
     if existing.is_some() {
         sqlx::query("UPDATE resources SET body = $1, updated_at = $2 WHERE key = $3")
             .bind(&r.body)

@@ -38,7 +38,8 @@ fn assignment(name: &str, scope: &str, principal: &str) -> RoleAssignmentRecord 
         id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
         name: name.into(),
         scope: scope.into(),
-        role_definition_id: "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/r".into(),
+        role_definition_id: "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/r"
+            .into(),
         principal_id: principal.into(),
         principal_type: "ServicePrincipal".into(),
         condition: None,
@@ -69,7 +70,9 @@ async fn bootstrap(db: &Db) {
         created_at: "2026-01-01T00:00:00Z".into(),
         expires_at: 4_000_000_000,
     };
-    db.bootstrap("t", &sub, &owner, &secret, &assignment("a0", "/subscriptions/s", "p1")).await.unwrap();
+    db.bootstrap("t", &sub, &owner, &secret, &assignment("a0", "/subscriptions/s", "p1"))
+        .await
+        .unwrap();
 }
 
 fn group(name: &str) -> ResourceRecord {
@@ -116,7 +119,13 @@ async fn bootstrap_is_atomic_and_readable() {
         // A second bootstrap must fail as a whole and change nothing.
         let sub = db.list_subscriptions().await.unwrap().remove(0);
         let again = db
-            .bootstrap("t2", &sub, &principal("p9", "a9", "x"), &db.secrets_of("p1").await.unwrap()[0], &assignment("a9", "/subscriptions/s", "p9"))
+            .bootstrap(
+                "t2",
+                &sub,
+                &principal("p9", "a9", "x"),
+                &db.secrets_of("p1").await.unwrap()[0],
+                &assignment("a9", "/subscriptions/s", "p9"),
+            )
             .await;
         assert!(again.is_err());
         assert!(db.get_principal("p9").await.unwrap().is_none());
@@ -178,17 +187,27 @@ async fn deleting_a_group_removes_its_resources_and_assignments() {
         db.put_resource(&reg).await.unwrap();
         db.put_resource(&registry("g1_x", "keepme")).await.unwrap();
         db.create_role_assignment(&assignment("a1", &reg.id, "p1")).await.unwrap();
-        db.create_role_assignment(&assignment("a2", "/subscriptions/s/resourceGroups/g1", "p1")).await.unwrap();
+        db.create_role_assignment(&assignment("a2", "/subscriptions/s/resourceGroups/g1", "p1"))
+            .await
+            .unwrap();
         // `_` must not act as a LIKE wildcard: g1_x is not below g1.
-        db.create_role_assignment(&assignment("a3", "/subscriptions/s/resourceGroups/g1_x", "p1")).await.unwrap();
+        db.create_role_assignment(&assignment("a3", "/subscriptions/s/resourceGroups/g1_x", "p1"))
+            .await
+            .unwrap();
 
-        let removed = db.delete_resource_group("/subscriptions/s/resourceGroups/G1").await.unwrap().unwrap();
+        let removed =
+            db.delete_resource_group("/subscriptions/s/resourceGroups/G1").await.unwrap().unwrap();
         assert_eq!(removed.len(), 1);
         assert!(db.get_resource(&reg.id).await.unwrap().is_none());
         assert!(db.get_resource_by_unique_name("registry:keepme").await.unwrap().is_some());
-        let left: Vec<String> = db.role_assignments_of("p1").await.unwrap().into_iter().map(|a| a.name).collect();
+        let left: Vec<String> =
+            db.role_assignments_of("p1").await.unwrap().into_iter().map(|a| a.name).collect();
         assert_eq!(left, ["a0", "a3"]);
-        assert!(db.delete_resource_group("/subscriptions/s/resourceGroups/g1").await.unwrap().is_none());
+        assert!(db
+            .delete_resource_group("/subscriptions/s/resourceGroups/g1")
+            .await
+            .unwrap()
+            .is_none());
         // The registry name is free again.
         db.put_resource_group(&group("g3")).await.unwrap();
         assert!(db.put_resource(&registry("g3", "myacr")).await.unwrap());
@@ -199,8 +218,18 @@ async fn deleting_a_group_removes_its_resources_and_assignments() {
 #[tokio::test]
 async fn signing_keys_rotate() {
     each_backend(|db| async move {
-        let k1 = StoredSigningKey { kid: "k1".into(), private_pem: "pem1".into(), created_at: 10, retired_at: None };
-        let k2 = StoredSigningKey { kid: "k2".into(), private_pem: "pem2".into(), created_at: 20, retired_at: None };
+        let k1 = StoredSigningKey {
+            kid: "k1".into(),
+            private_pem: "pem1".into(),
+            created_at: 10,
+            retired_at: None,
+        };
+        let k2 = StoredSigningKey {
+            kid: "k2".into(),
+            private_pem: "pem2".into(),
+            created_at: 20,
+            retired_at: None,
+        };
         db.rotate_signing_key(&k1, 10).await.unwrap();
         db.rotate_signing_key(&k2, 20).await.unwrap();
         let keys = db.signing_keys().await.unwrap();

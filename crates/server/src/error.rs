@@ -1,0 +1,95 @@
+//! The one place where domain errors become HTTP responses, each surface with its own wire body.
+//!
+//! Handlers return [`ApiError`]. What the client sees is the protocol's error body (ARM's
+//! `{"error":{code,message}}`, Entra's `{"error","error_description","error_codes"}`); internal details of a 500
+//! are logged with the request's id and never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_arm::{ArmError, ArmErrorCode};
+use serde_json::json;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// A control-plane (ARM or Graph) error.
+    Arm(ArmError),
+    /// An OAuth2 error from the identity provider's token endpoint, shaped like Entra's.
+    OAuth { status: StatusCode, error: &'static str, description: String, code: u32 },
+    /// Something went wrong on our side. The text is logged, not returned.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn arm(code: ArmErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Arm(ArmError::new(code, message))
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+
+    pub fn oauth(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        description: impl Into<String>,
+    ) -> Self {
+        ApiError::OAuth {
+            status,
+            error,
+            description: format!("AADSTS{code}: {}", description.into()),
+            code,
+        }
+    }
+}
+
+impl From<ArmError> for ApiError {
+    fn from(e: ArmError) -> Self {
+        ApiError::Arm(e)
+    }
+}
+
+impl From<berth_db::DbError> for ApiError {
+    fn from(e: berth_db::DbError) -> Self {
+        ApiError::Internal(format!("metadata store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Arm(err) => {
+                let status =
+                    StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut response = (status, axum::Json(err.body())).into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Bearer error="invalid_token", error_description="The access token is missing or invalid""#),
+                    );
+                }
+                response
+            }
+            ApiError::OAuth { status, error, description, code } => {
+                let body = json!({
+                    "error": error,
+                    "error_description": description,
+                    "error_codes": [code],
+                    "timestamp": crate::time::now_rfc3339(),
+                });
+                (status, axum::Json(body)).into_response()
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                let body = ArmError::new(
+                    ArmErrorCode::InternalServerError,
+                    "The server encountered an internal error. The request id in x-ms-request-id identifies it in the server log.",
+                )
+                .body();
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+            }
+        }
+    }
+}

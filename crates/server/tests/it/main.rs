@@ -1,0 +1,6 @@
+//! Integration tests of the server: a real berth on 127.0.0.1:0 over HTTPS, on every metadata backend.
+
+mod common;
+mod control_plane;
+mod identity_provider;
+mod lifecycle;
