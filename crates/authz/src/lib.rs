@@ -21,6 +21,7 @@ pub mod role_ids {
     pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
     pub const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
     pub const ACR_PUSH: &str = "8311e382-0749-4cb8-b61a-304f252e45ec";
+    pub const ACR_DELETE: &str = "c2f4ef07-c644-48eb-af81-4b1b4947fb11";
 }
 
 /// A role assignment as the decision needs it.
@@ -104,11 +105,15 @@ pub fn decide(
     Decision::Denied
 }
 
-/// ARM's action matching: case-insensitive, `*` matches any run of characters (including `/`).
+/// ARM's action matching: case-insensitive, `*` matches any run of characters (including `/`), and a `/*/`
+/// segment also matches a single `/` (so Managed Identity Operator's `…/userAssignedIdentities/*/assign/action`
+/// grants `…/userAssignedIdentities/assign/action`, as Azure documents).
 pub fn action_matches(pattern: &str, action: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();
     let action = action.to_ascii_lowercase();
     glob_match(pattern.as_bytes(), action.as_bytes())
+        || (pattern.contains("/*/")
+            && glob_match(pattern.replace("/*/", "/").as_bytes(), action.as_bytes()))
 }
 
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -175,6 +180,19 @@ mod tests {
             "Microsoft.ContainerRegistry/registries/pull/read"
         ));
         assert!(!action_matches("Microsoft.Web/*", "Microsoft.WebX/sites/read"));
+        let operator = "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action";
+        assert!(action_matches(
+            operator,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+        ));
+        assert!(action_matches(
+            operator,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/x/assign/action"
+        ));
+        assert!(!action_matches(
+            operator,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/assign/other"
+        ));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use axum::http::{header, HeaderMap};
 use berth_arm::ArmErrorCode;
-use berth_db::Principal;
-use berth_identity::{EntraClaims, TokenError, VerifyRules};
+use berth_db::{Principal, PrincipalKind};
+use berth_identity::{verify_secret, EntraClaims, TokenError, VerifyRules};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -118,4 +118,34 @@ fn token_error(err: TokenError) -> ApiError {
             format!("The received access token is not valid: {other}."),
         ),
     }
+}
+
+/// The service principal whose client id and secret these are, if they are valid (an unexpired secret).
+/// argon2 is deliberately slow, so the comparison runs off the async workers.
+pub async fn verify_client_secret(
+    state: &AppState,
+    client_id: &str,
+    secret: &str,
+) -> ApiResult<Option<Principal>> {
+    let principal = state
+        .db
+        .get_principal_by_app_id(client_id)
+        .await?
+        .filter(|p| p.kind == PrincipalKind::ServicePrincipal);
+    let Some(principal) = principal else { return Ok(None) };
+    let now = now_unix();
+    let hashes: Vec<String> = state
+        .db
+        .secrets_of(&principal.id)
+        .await?
+        .into_iter()
+        .filter(|s| s.expires_at > now)
+        .map(|s| s.secret_hash)
+        .collect();
+    let secret = secret.to_string();
+    let valid =
+        tokio::task::spawn_blocking(move || hashes.iter().any(|h| verify_secret(&secret, h)))
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(valid.then_some(principal))
 }

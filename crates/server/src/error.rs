@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_arm::{ArmError, ArmErrorCode};
+use berth_oci::{ErrorBody, ErrorCode, ErrorEntry};
 use serde_json::json;
 
 #[derive(Debug)]
@@ -15,6 +16,14 @@ pub enum ApiError {
     Arm(ArmError),
     /// An OAuth2 error from the identity provider's token endpoint, shaped like Entra's.
     OAuth { status: StatusCode, error: &'static str, description: String, code: u32 },
+    /// A registry (OCI distribution) error; `challenge` is the `WWW-Authenticate` value of a 401.
+    Oci {
+        status: StatusCode,
+        code: ErrorCode,
+        message: String,
+        detail: Option<serde_json::Value>,
+        challenge: Option<String>,
+    },
     /// Something went wrong on our side. The text is logged, not returned.
     Internal(String),
 }
@@ -24,6 +33,37 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     pub fn arm(code: ArmErrorCode, message: impl Into<String>) -> Self {
         ApiError::Arm(ArmError::new(code, message))
+    }
+
+    pub fn oci(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::Oci { status, code, message: message.into(), detail: None, challenge: None }
+    }
+
+    /// A malformed registry request: 400 whatever the code's usual status.
+    pub fn oci_malformed(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Oci {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+            detail: None,
+            challenge: None,
+        }
+    }
+
+    /// 401 `UNAUTHORIZED` with a challenge telling the client where to get a token.
+    pub fn oci_unauthorized(
+        message: impl Into<String>,
+        challenge: String,
+        detail: Option<serde_json::Value>,
+    ) -> Self {
+        ApiError::Oci {
+            status: StatusCode::UNAUTHORIZED,
+            code: ErrorCode::Unauthorized,
+            message: message.into(),
+            detail,
+            challenge: Some(challenge),
+        }
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
@@ -80,6 +120,22 @@ impl IntoResponse for ApiError {
                     "timestamp": crate::time::now_rfc3339(),
                 });
                 (status, axum::Json(body)).into_response()
+            }
+            ApiError::Oci { status, code, message, detail, challenge } => {
+                let mut entry = ErrorEntry::new(code).with_message(message);
+                if let Some(detail) = detail {
+                    entry = entry.with_detail(detail);
+                }
+                let mut response = (status, axum::Json(ErrorBody::single(entry))).into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    "docker-distribution-api-version",
+                    HeaderValue::from_static("registry/2.0"),
+                );
+                if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    headers.insert(header::WWW_AUTHENTICATE, challenge);
+                }
+                response
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

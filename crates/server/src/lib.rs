@@ -9,6 +9,7 @@ pub mod bootstrap;
 mod config;
 pub mod error;
 mod fsutil;
+pub mod registry_auth;
 mod routes;
 pub mod state;
 pub mod time;

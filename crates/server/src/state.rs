@@ -29,6 +29,8 @@ pub struct AppState {
     pub authorizer: Arc<dyn Authorizer>,
     /// Lifetime of identity-provider access tokens, in seconds.
     pub token_lifetime_secs: i64,
+    /// Lifetime of registry access tokens, in seconds (ACR's 75 minutes by default).
+    pub registry_token_lifetime_secs: i64,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             registry_domain,
             authorizer,
             token_lifetime_secs: 3599,
+            registry_token_lifetime_secs: 75 * 60,
         })
     }
 

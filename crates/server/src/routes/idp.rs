@@ -11,12 +11,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use base64::Engine;
-use berth_db::PrincipalKind;
-use berth_identity::{normalize_audience, random_token, verify_secret, EntraClaims};
+use berth_identity::{normalize_audience, random_token, EntraClaims};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{json_response, read_body};
+use crate::auth::verify_client_secret;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::time::now_unix;
@@ -253,30 +253,15 @@ async fn token(
         ));
     }
 
-    let principal = state
-        .db
-        .get_principal_by_app_id(&client_id)
-        .await?
-        .filter(|p| p.kind == PrincipalKind::ServicePrincipal);
-    let Some(principal) = principal else {
+    if state.db.get_principal_by_app_id(&client_id).await?.is_none() {
         return Err(ApiError::oauth(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
             format!("Application with identifier '{client_id}' was not found in the directory."),
         ));
-    };
-    let now = now_unix();
-    let secrets = state.db.secrets_of(&principal.id).await?;
-    let hashes: Vec<String> =
-        secrets.into_iter().filter(|s| s.expires_at > now).map(|s| s.secret_hash).collect();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let valid = tokio::task::spawn_blocking(move || {
-        hashes.iter().any(|h| verify_secret(&client_secret, h))
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    if !valid {
+    }
+    let Some(principal) = verify_client_secret(&state, &client_id, &client_secret).await? else {
         tracing::info!(client_id = %client_id, "client credentials rejected");
         return Err(ApiError::oauth(
             StatusCode::UNAUTHORIZED,
@@ -284,8 +269,8 @@ async fn token(
             7000215,
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
         ));
-    }
-
+    };
+    let now = now_unix();
     let lifetime = state.token_lifetime_secs;
     let claims = EntraClaims {
         aud: resource.clone(),

@@ -5,6 +5,7 @@ mod graph;
 mod idp;
 mod metadata;
 mod registries;
+mod registry_tokens;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +36,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(idp::jwks))
         .route("/{tenant}/discovery/keys", get(idp::jwks))
         .route("/metadata/endpoints", get(metadata::endpoints))
+        .route("/oauth2/exchange", post(registry_tokens::exchange))
+        .route("/oauth2/token", get(registry_tokens::token_get).post(registry_tokens::token_post))
         .route("/subscriptions", get(arm::list_subscriptions))
         .route("/subscriptions/{*rest}", any(arm::dispatch))
         .route("/v1.0/{*rest}", any(graph::dispatch))

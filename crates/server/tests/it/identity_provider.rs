@@ -144,7 +144,8 @@ async fn client_credentials_tokens_carry_entra_claims() {
 async fn token_endpoint_refuses_bad_requests_with_entra_errors() {
     let ts = TestServer::start().await.unwrap();
     let path = format!("/{}/oauth2/v2.0/token", ts.tenant_id);
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("grant_type", "client_credentials"),

@@ -4,3 +4,4 @@ mod common;
 mod control_plane;
 mod identity_provider;
 mod lifecycle;
+mod registry_tokens;
