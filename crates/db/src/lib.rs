@@ -8,6 +8,8 @@
 
 mod models;
 mod queries;
+mod registry;
+pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
 #[doc(hidden)]
 pub mod testing;
 

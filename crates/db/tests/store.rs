@@ -255,3 +255,105 @@ async fn reopening_keeps_everything() {
         db.close().await;
     }
 }
+
+fn manifest(digest: &str, subject: Option<&str>, artifact_type: Option<&str>) -> ManifestRecord {
+    ManifestRecord {
+        registry: "acr".into(),
+        repository: "team/app".into(),
+        digest: digest.into(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 100,
+        artifact_type: artifact_type.map(str::to_string),
+        subject: subject.map(str::to_string),
+        annotations: None,
+        created_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+#[tokio::test]
+async fn registry_metadata_round_trips() {
+    each_backend(|db| async move {
+        db.link_blob("acr", "team/app", "sha256:l1", 10, "t").await.unwrap();
+        db.link_blob("acr", "team/app", "sha256:l1", 10, "t").await.unwrap();
+        assert_eq!(db.linked_blob("acr", "team/app", "sha256:l1").await.unwrap(), Some(10));
+        assert_eq!(
+            db.linked_blob("acr", "other", "sha256:l1").await.unwrap(),
+            None,
+            "links are per repository"
+        );
+
+        let refs = vec![("sha256:l1".to_string(), ReferenceKind::Blob)];
+        db.put_manifest(&manifest("sha256:m1", None, None), &refs, Some("v1")).await.unwrap();
+        db.put_manifest(&manifest("sha256:m1", None, None), &refs, Some("latest")).await.unwrap();
+        db.put_manifest(&manifest("sha256:m2", None, None), &[], Some("v1")).await.unwrap();
+        assert_eq!(
+            db.resolve_tag("acr", "team/app", "v1").await.unwrap().as_deref(),
+            Some("sha256:m2"),
+            "tags move"
+        );
+        assert_eq!(db.list_tags("acr", "team/app", None, None).await.unwrap(), ["latest", "v1"]);
+        assert_eq!(
+            db.list_tags("acr", "team/app", Some("latest"), Some(10)).await.unwrap(),
+            ["v1"]
+        );
+        assert_eq!(db.tags_of("acr", "team/app", "sha256:m1").await.unwrap(), ["latest"]);
+        assert!(db.repository_exists("acr", "team/app").await.unwrap());
+        db.link_blob("acr", "a-first", "sha256:x", 1, "t").await.unwrap();
+        assert_eq!(db.list_repositories("acr", None, Some(1)).await.unwrap(), ["a-first"]);
+        assert_eq!(db.list_repositories("acr", Some("a-first"), None).await.unwrap(), ["team/app"]);
+
+        db.put_manifest(
+            &manifest("sha256:sig", Some("sha256:m1"), Some("application/vnd.example.sig")),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        db.put_manifest(
+            &manifest("sha256:sbom", Some("sha256:m1"), Some("application/spdx+json")),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.referrers("acr", "team/app", "sha256:m1", None).await.unwrap().len(), 2);
+        let sigs = db
+            .referrers("acr", "team/app", "sha256:m1", Some("application/vnd.example.sig"))
+            .await
+            .unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0].digest, "sha256:sig");
+
+        assert!(db.delete_manifest("acr", "team/app", "sha256:m1").await.unwrap());
+        assert!(!db.delete_manifest("acr", "team/app", "sha256:m1").await.unwrap());
+        assert_eq!(
+            db.resolve_tag("acr", "team/app", "latest").await.unwrap(),
+            None,
+            "tags go with their manifest"
+        );
+        assert!(db.delete_tag("acr", "team/app", "v1").await.unwrap());
+        assert!(
+            db.get_manifest("acr", "team/app", "sha256:m2").await.unwrap().is_some(),
+            "deleting a tag keeps the manifest"
+        );
+
+        let live = db.live_digests().await.unwrap();
+        assert!(
+            live.contains("sha256:l1") && live.contains("sha256:m2") && !live.contains("sha256:m1")
+        );
+        assert!(db.delete_repository("acr", "team/app").await.unwrap());
+        assert!(!db.live_digests().await.unwrap().contains("sha256:l1"));
+
+        let upload = UploadRecord {
+            id: "u1".into(),
+            registry: "acr".into(),
+            repository: "r".into(),
+            created_at: "t".into(),
+        };
+        db.create_upload(&upload).await.unwrap();
+        assert_eq!(db.get_upload("u1").await.unwrap(), Some(upload));
+        assert!(db.delete_upload("u1").await.unwrap());
+        assert_eq!(db.get_upload("u1").await.unwrap(), None);
+    })
+    .await;
+}

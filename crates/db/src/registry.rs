@@ -1,0 +1,471 @@
+//! The registry's metadata: repositories, blob links, manifests, their references, tags and upload sessions.
+//!
+//! Lists are sorted here in byte order rather than by SQL `ORDER BY`: SQLite and PostgreSQL collate text
+//! differently, and `n`/`last` pagination must be the same on both.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Db, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    /// The digest of the manifest this one refers to (OCI `subject`).
+    pub subject: Option<String>,
+    /// JSON object of the manifest's annotations.
+    pub annotations: Option<String>,
+    pub created_at: String,
+}
+
+/// What a manifest references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    Blob,
+    Manifest,
+    Subject,
+}
+
+impl ReferenceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReferenceKind::Blob => "blob",
+            ReferenceKind::Manifest => "manifest",
+            ReferenceKind::Subject => "subject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub registry: String,
+    pub repository: String,
+    pub created_at: String,
+}
+
+fn manifest_from(row: &AnyRow) -> Result<ManifestRecord> {
+    Ok(ManifestRecord {
+        registry: row.try_get("registry")?,
+        repository: row.try_get("repository")?,
+        digest: row.try_get("digest")?,
+        media_type: row.try_get("media_type")?,
+        size: row.try_get("size")?,
+        artifact_type: row.try_get("artifact_type")?,
+        subject: row.try_get("subject")?,
+        annotations: row.try_get("annotations")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const MANIFEST_COLUMNS: &str =
+    "registry, repository, digest, media_type, size, artifact_type, subject, annotations, created_at";
+
+/// Byte-order page: entries after `last`, at most `n`.
+fn page(mut items: Vec<String>, last: Option<&str>, n: Option<usize>) -> Vec<String> {
+    items.sort_unstable();
+    items.dedup();
+    let start = match last {
+        Some(last) => items.partition_point(|i| i.as_str() <= last),
+        None => 0,
+    };
+    let end = n.map_or(items.len(), |n| (start + n).min(items.len()));
+    items[start..end].to_vec()
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn ensure_repository(
+    tx: &mut Tx<'_>,
+    registry: &str,
+    repository: &str,
+    now: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO repositories (registry, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (registry, name) DO NOTHING")
+        .bind(registry)
+        .bind(repository)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Db {
+    /// Make a blob readable through a repository (after an upload or a mount), creating the repository.
+    pub async fn link_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        size: i64,
+        now: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        ensure_repository(&mut tx, registry, repository, now).await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (registry, repository, digest, size, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (registry, repository, digest) DO NOTHING",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(digest)
+        .bind(size)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The size of a blob if it is linked to the repository.
+    pub async fn linked_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT size FROM repository_blobs WHERE registry = $1 AND repository = $2 AND digest = $3")
+            .bind(registry)
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("size")?),
+            None => None,
+        })
+    }
+
+    pub async fn unlink_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs WHERE registry = $1 AND repository = $2 AND digest = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(digest)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Store a manifest, what it references and optionally a tag pointing at it, in one transaction. Storing the
+    /// same manifest again is a no-op apart from the tag.
+    pub async fn put_manifest(
+        &self,
+        manifest: &ManifestRecord,
+        references: &[(String, ReferenceKind)],
+        tag: Option<&str>,
+    ) -> Result<()> {
+        let (registry, repository) = (&manifest.registry, &manifest.repository);
+        let mut tx = self.pool().begin().await?;
+        ensure_repository(&mut tx, registry, repository, &manifest.created_at).await?;
+        let sql = format!(
+            "INSERT INTO manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (registry, repository, digest) DO NOTHING"
+        );
+        sqlx::query(&sql)
+            .bind(registry)
+            .bind(repository)
+            .bind(&manifest.digest)
+            .bind(&manifest.media_type)
+            .bind(manifest.size)
+            .bind(&manifest.artifact_type)
+            .bind(&manifest.subject)
+            .bind(&manifest.annotations)
+            .bind(&manifest.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for (target, kind) in references {
+            sqlx::query(
+                "INSERT INTO manifest_references (registry, repository, manifest, target, kind) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (registry, repository, manifest, target) DO NOTHING",
+            )
+            .bind(registry)
+            .bind(repository)
+            .bind(&manifest.digest)
+            .bind(target)
+            .bind(kind.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(registry)
+            .bind(repository)
+            .bind(tag)
+            .bind(&manifest.digest)
+            .bind(&manifest.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ManifestRecord>> {
+        let sql = format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE registry = $1 AND repository = $2 AND digest = $3");
+        let row = sqlx::query(&sql)
+            .bind(registry)
+            .bind(repository)
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(manifest_from).transpose()
+    }
+
+    pub async fn resolve_tag(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT digest FROM tags WHERE registry = $1 AND repository = $2 AND tag = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(tag)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("digest")?),
+            None => None,
+        })
+    }
+
+    /// Tags of a repository in byte order, after `last`, at most `n`.
+    pub async fn list_tags(
+        &self,
+        registry: &str,
+        repository: &str,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT tag FROM tags WHERE registry = $1 AND repository = $2")
+            .bind(registry)
+            .bind(repository)
+            .fetch_all(self.pool())
+            .await?;
+        let tags = rows.iter().map(|r| r.try_get("tag")).collect::<Result<Vec<String>, _>>()?;
+        Ok(page(tags, last, n))
+    }
+
+    /// Tags of a repository pointing at a manifest.
+    pub async fn tags_of(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT tag FROM tags WHERE registry = $1 AND repository = $2 AND digest = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(digest)
+        .fetch_all(self.pool())
+        .await?;
+        let tags = rows.iter().map(|r| r.try_get("tag")).collect::<Result<Vec<String>, _>>()?;
+        Ok(page(tags, None, None))
+    }
+
+    pub async fn repository_exists(&self, registry: &str, repository: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT name FROM repositories WHERE registry = $1 AND name = $2")
+            .bind(registry)
+            .bind(repository)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Repositories of a registry in byte order, after `last`, at most `n`.
+    pub async fn list_repositories(
+        &self,
+        registry: &str,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM repositories WHERE registry = $1")
+            .bind(registry)
+            .fetch_all(self.pool())
+            .await?;
+        let names = rows.iter().map(|r| r.try_get("name")).collect::<Result<Vec<String>, _>>()?;
+        Ok(page(names, last, n))
+    }
+
+    /// Manifests of a repository, newest first.
+    pub async fn list_manifests(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Vec<ManifestRecord>> {
+        let sql = format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE registry = $1 AND repository = $2 ORDER BY created_at DESC");
+        let rows = sqlx::query(&sql).bind(registry).bind(repository).fetch_all(self.pool()).await?;
+        rows.iter().map(manifest_from).collect()
+    }
+
+    /// Manifests whose `subject` is `digest`, optionally narrowed to one artifact type.
+    pub async fn referrers(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestRecord>> {
+        let sql = format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE registry = $1 AND repository = $2 AND subject = $3");
+        let rows = sqlx::query(&sql)
+            .bind(registry)
+            .bind(repository)
+            .bind(digest)
+            .fetch_all(self.pool())
+            .await?;
+        let mut found = rows.iter().map(manifest_from).collect::<Result<Vec<_>>>()?;
+        if let Some(wanted) = artifact_type {
+            found.retain(|m| m.artifact_type.as_deref() == Some(wanted));
+        }
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+
+    /// Delete a manifest with its tags and references. Returns whether it existed.
+    pub async fn delete_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM tags WHERE registry = $1 AND repository = $2 AND digest = $3",
+            "DELETE FROM manifest_references WHERE registry = $1 AND repository = $2 AND manifest = $3",
+        ] {
+            sqlx::query(sql).bind(registry).bind(repository).bind(digest).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query(
+            "DELETE FROM manifests WHERE registry = $1 AND repository = $2 AND digest = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_tag(&self, registry: &str, repository: &str, tag: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM tags WHERE registry = $1 AND repository = $2 AND tag = $3")
+                .bind(registry)
+                .bind(repository)
+                .bind(tag)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Delete a repository with all its manifests, tags and blob links (the blobs are left to garbage
+    /// collection). Returns whether it existed.
+    pub async fn delete_repository(&self, registry: &str, repository: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM tags WHERE registry = $1 AND repository = $2",
+            "DELETE FROM manifest_references WHERE registry = $1 AND repository = $2",
+            "DELETE FROM manifests WHERE registry = $1 AND repository = $2",
+            "DELETE FROM repository_blobs WHERE registry = $1 AND repository = $2",
+        ] {
+            sqlx::query(sql).bind(registry).bind(repository).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM repositories WHERE registry = $1 AND name = $2")
+            .bind(registry)
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every digest some repository still links or stores as a manifest: what garbage collection must keep.
+    pub async fn live_digests(&self) -> Result<std::collections::HashSet<String>> {
+        let mut live = std::collections::HashSet::new();
+        for sql in [
+            "SELECT DISTINCT digest FROM repository_blobs",
+            "SELECT DISTINCT digest FROM manifests",
+        ] {
+            for row in sqlx::query(sql).fetch_all(self.pool()).await? {
+                live.insert(row.try_get::<String, _>("digest")?);
+            }
+        }
+        Ok(live)
+    }
+
+    // ---- upload sessions ------------------------------------------------------------------------------------
+
+    pub async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, registry, repository, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&upload.id)
+        .bind(&upload.registry)
+        .bind(&upload.repository)
+        .bind(&upload.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_upload(&self, id: &str) -> Result<Option<UploadRecord>> {
+        let row =
+            sqlx::query("SELECT id, registry, repository, created_at FROM uploads WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match row {
+            Some(r) => Some(UploadRecord {
+                id: r.try_get("id")?,
+                registry: r.try_get("registry")?,
+                repository: r.try_get("repository")?,
+                created_at: r.try_get("created_at")?,
+            }),
+            None => None,
+        })
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(self.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    #[test]
+    fn pages_in_byte_order() {
+        let items = vec!["b".to_string(), "A".into(), "a".into(), "c".into()];
+        assert_eq!(page(items.clone(), None, None), ["A", "a", "b", "c"]);
+        assert_eq!(page(items.clone(), Some("a"), Some(1)), ["b"]);
+        assert_eq!(page(items.clone(), Some("c"), Some(5)), Vec::<String>::new());
+        assert_eq!(page(items, Some("0"), Some(2)), ["A", "a"]);
+    }
+}
