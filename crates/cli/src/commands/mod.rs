@@ -1,0 +1,97 @@
+//! Command implementations. Each returns the JSON result az would print (`None` for commands that
+//! print nothing); `main` applies `--query` and `--output` to it.
+
+mod account;
+mod acr;
+mod ad;
+mod group;
+mod serve;
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::args::{
+    AccountCommand, AcrCommand, AdCommand, Command, GlobalArgs, GroupCommand, SpCommand,
+};
+use crate::profile::ConfigDir;
+use crate::session::Session;
+
+/// A mistake in how a command was called that clap cannot see (exit code 2, like clap's errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command may need: the global flags and the configuration directory.
+pub struct Context<'a> {
+    pub global: &'a GlobalArgs,
+    pub config_dir: ConfigDir,
+}
+
+impl Context<'_> {
+    /// Prints `WARNING: ...` to stderr unless `--only-show-errors`.
+    pub fn warn(&self, message: &str) {
+        if !self.global.only_show_errors {
+            eprintln!("WARNING: {message}");
+        }
+    }
+
+    /// An authenticated session; `command_name` is what az sends as `CommandName`.
+    pub async fn session(&self, command_name: &str) -> Result<Session> {
+        Session::open(&self.config_dir, command_name).await
+    }
+
+    /// The subscription ID the command works in.
+    pub fn subscription_id(&self, session: &Session) -> Result<String> {
+        Ok(session.subscription(self.global.subscription.as_deref())?.subscription_id.clone())
+    }
+}
+
+/// Runs `command`; the value is what to print.
+pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value>> {
+    match command {
+        Command::Serve(args) => serve::run(args).await.map(|()| None),
+        Command::Login(args) => account::login(args, context).await.map(Some),
+        Command::Logout => account::logout(context).map(|()| None),
+        Command::Account { command } => match command {
+            AccountCommand::Show => account::show(context).map(Some),
+            AccountCommand::List => account::list(context).map(Some),
+            AccountCommand::Set => account::set(context).map(|()| None),
+        },
+        Command::Group { command } => match command {
+            GroupCommand::Create(args) => group::create(args, context).await.map(Some),
+            GroupCommand::Show(args) => group::show(args, context).await.map(Some),
+            GroupCommand::List => group::list(context).await.map(Some),
+            GroupCommand::Delete(args) => group::delete(args, context).await.map(|()| None),
+        },
+        Command::Acr { command } => match command {
+            AcrCommand::Create(args) => acr::create(args, context).await.map(Some),
+            AcrCommand::Show(args) => acr::show(args, context).await.map(Some),
+            AcrCommand::List(args) => acr::list(args, context).await.map(Some),
+            AcrCommand::Update(args) => acr::update(args, context).await.map(Some),
+            AcrCommand::Delete(args) => acr::delete(args, context).await.map(|()| None),
+        },
+        Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
+            ad::create_for_rbac(args, context).await.map(Some)
+        }
+    }
+}
+
+/// The az confirmation for destructive commands: `--yes` skips it; without a terminal to ask on,
+/// the command fails rather than guessing.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!("Unable to prompt for confirmation as no tty available. Use --yes.");
+    }
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{question} (y/n): ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `berth` binary against a real berth server (in-process, HTTPS with
+//! its generated CA, SQLite), each test with its own server and its own config directory.
+
+mod common;
+
+mod account;
+mod acr;
+mod ad;
+mod errors;
+mod group;
+mod serve;
