@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_arm::{types, validate_resource_group_name, ArmErrorCode, ResourceId, ResourceType};
 use berth_authz::ActionKind;
-use berth_db::{ResourceRecord, Subscription};
+use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
 use super::{json_response, parse_json_object, read_body, registries, MAX_JSON_BODY};
@@ -97,17 +97,23 @@ pub async fn list_subscriptions(
     require_api_version(&query)?;
     let caller = authenticate(&state, &headers, state.arm_audiences()).await?;
     let assignments = state.db.role_assignments_of(caller.object_id()).await?;
-    let mut value = Vec::new();
-    for sub in state.db.list_subscriptions().await? {
-        let scope = ResourceId::subscription(&sub.id);
-        let visible = assignments.iter().any(|a| {
-            ResourceId::parse(&a.scope).is_ok_and(|s| s.is_within(&scope) || scope.is_within(&s))
-        });
-        if visible {
-            value.push(subscription_json(&sub));
-        }
-    }
+    let value: Vec<Value> = state
+        .db
+        .list_subscriptions()
+        .await?
+        .iter()
+        .filter(|sub| subscription_visible(&assignments, &sub.id))
+        .map(subscription_json)
+        .collect();
     Ok(Json(json!({ "value": value })))
+}
+
+/// A subscription is visible to a principal holding any role in it, or above it.
+fn subscription_visible(assignments: &[RoleAssignmentRecord], subscription_id: &str) -> bool {
+    let scope = ResourceId::subscription(subscription_id);
+    assignments.iter().any(|a| {
+        ResourceId::parse(&a.scope).is_ok_and(|s| s.is_within(&scope) || scope.is_within(&s))
+    })
 }
 
 fn subscription_json(sub: &Subscription) -> Value {
@@ -261,12 +267,8 @@ fn known_type(ns_lower: &str, kind_lower: &str, ns: &str, kind: &str) -> ApiResu
 }
 
 async fn get_subscription(ctx: &ArmContext) -> ApiResult<Response> {
-    let scope = ResourceId::subscription(&ctx.subscription.id);
     let assignments = ctx.state.db.role_assignments_of(ctx.caller.object_id()).await?;
-    let visible = assignments.iter().any(|a| {
-        ResourceId::parse(&a.scope).is_ok_and(|s| s.is_within(&scope) || scope.is_within(&s))
-    });
-    if !visible {
+    if !subscription_visible(&assignments, &ctx.subscription.id) {
         // Hidden, not forbidden: a stranger cannot tell a subscription exists.
         return Err(ApiError::arm(
             ArmErrorCode::SubscriptionNotFound,
