@@ -154,7 +154,7 @@ async fn run(data_dir: &str, reps: usize) -> Result<()> {
     let digest_1m = source.digest(BLOB_SIZE / MIB, MIB);
     let digest_64k = source.digest(BLOB_SIZE / (64 * 1024), 64 * 1024);
 
-    let mut phases = vec![
+    let mut phases = [
         Phase::new("sha256 ceiling (DigestHasher, 1 MiB pieces)"),
         Phase::new("(a) upload 1 x 512 MiB, 1 MiB pieces + commit"),
         Phase::new("(b) upload 64 x 8 MiB appends + commit"),
