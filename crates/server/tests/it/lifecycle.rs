@@ -98,8 +98,6 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let data_dir = ts.data_dir.path().to_path_buf();
-    let database_url = ts.database_url.clone();
     let mut ts = ts;
     ts.restart().await.unwrap();
     let mut created = Vec::new();
@@ -108,7 +106,6 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
             created.push(i);
         }
     }
-    let _ = (data_dir, database_url);
     for i in created {
         let (status, _) =
             call(&ts, Method::GET, &group_path(&ts, &format!("g{i}")), Some(&token), None).await;
