@@ -165,7 +165,11 @@ async fn run(data_dir: &str, reps: usize) -> Result<()> {
         Phase::new("read via object_store LocalFileSystem"),
     ];
     for rep in 0..reps {
-        println!("repetition {}", rep + 1);
+        println!(
+            "repetition {} (RSS now {:.1} MiB)",
+            rep + 1,
+            status_kib("VmRSS:") as f64 / 1024.0
+        );
         let root = std::path::Path::new(data_dir);
         if root.exists() {
             std::fs::remove_dir_all(root).with_context(|| format!("clearing {data_dir}"))?;

@@ -10,38 +10,55 @@
 //!
 //! # Design, and the numbers behind it
 //!
-//! Measured with `examples/blob_bench.rs` on the 2-vCPU reference machine class (no HTTP, 512 MiB blobs;
-//! medians; the machine was shared with other builds, so expect ±20 %). The single-core sha256 ceiling is
-//! 1.53–1.68 GiB/s (`DigestHasher` and Python's hashlib/OpenSSL alike; both use SHA-NI).
+//! Measured with `examples/blob_bench.rs` on the 2-vCPU reference machine class (no HTTP, 512 MiB blobs, runs
+//! started on an idle machine, ranges over 4–8 runs). The single-core sha256 ceiling is 1.55–1.60 GiB/s for
+//! `DigestHasher` and 1.61–1.68 GiB/s for Python's hashlib (OpenSSL); both use SHA-NI.
+//!
+//! | phase | GiB/s | peak RSS of the whole benchmark |
+//! |---|---|---|
+//! | one 512 MiB append (1 MiB pieces) + commit | 1.45–1.55 | 17.5 MiB |
+//! | 64 × 8 MiB appends + commit | 1.13–1.33 | 21.7 MiB |
+//! | one 512 MiB append in 64 KiB pieces (hyper-sized frames) | 1.40–1.61 | 14.7 MiB |
+//! | read 512 MiB, 1 MiB chunks (page cache hot) | 7.0–10.9 | +1.5 MiB over idle |
+//! | read 512 MiB, 256 KiB chunks | 3.4–5.7 | same |
+//! | object_store `LocalFileSystem`: upload / read, same disk | 0.33–0.92 / 0.25–0.36 | 35–40 MiB |
+//!
+//! The first large write after the machine has been idle runs at 0.36–0.56 GiB/s: the page-cache copy in
+//! `write(2)` then touches guest memory the hypervisor has to fault in (`dd` shows the same, 0.3 GB/s first,
+//! 3–4.6 GB/s after). That is the "first write" effect of `registry-peers.md` §6 and hits every registry alike.
 //!
 //! - **Two backends behind one type.** Local directories take a fast path that uses `std::fs` directly on
-//!   tokio's blocking pool; every other store (S3, Azure Blob, GCS, memory) goes through `object_store`. The
-//!   generic path on object_store's own `LocalFileSystem` measured 0.6–0.9 GiB/s for uploads (one task hashing and
-//!   writing in turn) and **0.2–0.3 GiB/s for reads**: its local reader yields 8 KiB chunks, one blocking-pool hop
-//!   each (the same cause as trow's 245 MiB/s GETs). The fast path reads at 4.2–5.3 GiB/s.
+//!   tokio's blocking pool; every other store (S3, Azure Blob, GCS, memory) goes through `object_store`. Through
+//!   object_store, a local disk reads at 0.25–0.36 GiB/s, because its local reader yields 8 KiB chunks with one
+//!   blocking-pool hop each (the cause of trow's 245 MiB/s GETs), and uploads at well under 1 GiB/s (one task
+//!   hashing and writing in turn, plus 8 MiB multipart buffers). Hence the fast path, for reads too.
 //! - **Upload = hash and write in parallel.** [`BlobStore::append`] batches incoming `Bytes` (no copy; about
 //!   512 KiB per batch) and hands each batch to two blocking workers: one `writev`s it to the upload file, one
-//!   updates the sha256 state. The slower of the two sets the pace, instead of their sum: 1.2 GiB/s for one
-//!   512 MiB append against 0.9 GiB/s for the serial object_store path measured alongside. On this VM the page-
-//!   cache copy of `write` is often the slower worker: `dd` into freshly allocated page cache runs anywhere
-//!   from 0.3 to 4.6 GB/s depending on whether the guest's free memory was recently touched.
-//!   Queues are bounded (4 batches per worker), so memory per upload is a few MiB whatever the blob size:
-//!   peak RSS of the whole benchmark stays at 17–27 MiB during 512 MiB transfers.
+//!   updates the sha256 state. The slower of the two sets the pace, instead of their sum, so an upload runs at
+//!   90–97 % of the hashing ceiling. Queues are bounded (4 batches per worker), so memory per upload is a few
+//!   MiB whatever the blob size; repeated 512 MiB uploads leave RSS flat.
+//! - **Appends return before the hash is done.** An append answers once its bytes are written; the hash of its
+//!   last few batches finishes in the background (`HashState::Pending`) while the client sends the next chunk,
+//!   and the next append's hash worker continues from it. Chunked uploads (64 × 8 MiB) went from 0.76–1.03 to
+//!   1.13–1.33 GiB/s with this.
 //! - **Crash safety.** Bytes land in `uploads/<id>` as they arrive; the upload's offset is the file's length, so
 //!   after a crash, `kill -9` or restart, [`BlobStore::upload_status`] reports exactly what is stored and the
 //!   client resumes from there. The hash state lives in memory only (sha2 0.10 cannot serialize it); when it is
 //!   missing or does not cover exactly the stored bytes, commit re-hashes the file (about 0.35 s per 512 MiB) —
 //!   correctness never depends on in-memory state. A blob becomes visible only through `rename(2)` of a
 //!   complete, verified file, which is atomic: readers see the whole blob or nothing. With
-//!   [`StoreOptions::sync_on_commit`] the file and directories are also fsynced first (power-loss safety, about
-//!   +0.25 s per 512 MiB); off by default, like distribution and trow, since the page cache survives `kill -9`.
+//!   [`StoreOptions::sync_on_commit`] the file and directories are also fsynced first (power-loss safety; an
+//!   estimated +0.25–0.3 s per 512 MiB from the 1.7–2.1 GiB/s `fdatasync` disk ceiling); off by default, like
+//!   distribution and trow, since the page cache survives `kill -9`.
 //! - **One writer per upload.** Each session has an async mutex; the blocking task that writes the file owns
 //!   the guard until its last byte is written, so a request future dropped mid-write (client gone) cannot let
 //!   a retry interleave with it, nor a commit rename a file that is still growing.
 //! - **Reads.** A local read is a file handle plus a stream that reads 1 MiB chunks on the blocking pool, always
 //!   one chunk ahead (so the disk or page-cache copy overlaps the socket write), and holds no thread while the
-//!   client is slow. 1 MiB chunks measured 4.8–5.3 GiB/s, 256 KiB chunks 4.0–4.2 GiB/s
-//!   ([`StoreOptions::read_chunk_size`]); either leaves the loopback socket (2.8 GiB/s) as the GET limit.
+//!   client is slow. Both chunk sizes leave the loopback socket (2.8 GiB/s) as the GET limit; 1 MiB costs the
+//!   least CPU per byte, which the socket copy needs on a 2-core machine ([`StoreOptions::read_chunk_size`]).
+//!   Each chunk is a fresh allocation handed to the HTTP body as `Bytes` without a copy; zero-copy `sendfile`
+//!   is out of reach behind hyper (and `unsafe` is forbidden), so one user-space copy remains.
 //! - **Object stores** keep each append as its own part object (published only when complete, so a crash loses
 //!   at most the append in flight) and write the blob on commit as one server-side copy (one part) or one
 //!   streamed multipart upload (several), after verifying. See `object.rs` for the layout and its limits.
@@ -74,7 +91,8 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 pub struct StoreOptions {
     /// `fsync` an upload's data (and the directory entries) before a commit makes the blob visible, so that a
     /// committed blob also survives power loss, not only a crash or restart. Costs about 0.25 s per 512 MiB on
-    /// the reference machine (disk at about 2 GiB/s), so it is off by default, as in distribution and trow.
+    /// the reference machine (estimated from its 1.7–2.1 GiB/s `fdatasync` disk ceiling), so it is off by default,
+    /// as in distribution and trow.
     pub sync_on_commit: bool,
     /// Size of the chunks a local read yields. 1 MiB measured best (see the crate docs).
     pub read_chunk_size: usize,
