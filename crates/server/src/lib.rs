@@ -113,10 +113,16 @@ pub async fn start(config: Config) -> Result<Server> {
         ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_str())),
     )
     .await?;
+    let blob_location =
+        config.blob_store.clone().unwrap_or_else(|| data_dir.join("blobs").display().to_string());
+    let blobs = berth_storage::BlobStore::open(&blob_location)
+        .await
+        .with_context(|| format!("opening the blob store at {blob_location}"))?;
     let authorizer = Arc::new(StoreAuthorizer { db: db.clone() });
     let state = Arc::new(
         AppState::new(
             db.clone(),
+            blobs,
             boot.tenant_id,
             endpoint.clone(),
             config.registry_domain.clone(),

@@ -5,9 +5,11 @@ use std::sync::{Arc, RwLock};
 use anyhow::Result;
 use berth_db::Db;
 use berth_identity::KeyRing;
+use berth_storage::BlobStore;
 
 use crate::authorize::Authorizer;
 use crate::bootstrap::to_signing_keys;
+use crate::routes::v2::V2Caches;
 
 /// Audiences that name the control plane (ARM), besides the server's own URL.
 pub const ARM_AUDIENCES: &[&str] =
@@ -19,6 +21,10 @@ pub const REGISTRY_AUDIENCE: &str = "https://containerregistry.azure.net";
 
 pub struct AppState {
     pub db: Db,
+    /// Blob and manifest bytes, content-addressed.
+    pub blobs: BlobStore,
+    /// The registry data plane's caches of immutable things (manifest bytes, verified tokens).
+    pub(crate) v2_caches: V2Caches,
     keys: RwLock<KeyRing>,
     pub tenant_id: String,
     /// Base URL clients use, without a trailing slash, e.g. `https://127.0.0.1:8443`.
@@ -36,6 +42,7 @@ pub struct AppState {
 impl AppState {
     pub async fn new(
         db: Db,
+        blobs: BlobStore,
         tenant_id: String,
         public_url: String,
         registry_domain: Option<String>,
@@ -46,6 +53,8 @@ impl AppState {
             public_url.split_once("://").map(|(_, h)| h).unwrap_or(&public_url).to_string();
         Ok(AppState {
             db,
+            blobs,
+            v2_caches: V2Caches::default(),
             keys: RwLock::new(keys),
             tenant_id,
             public_url,

@@ -6,6 +6,7 @@ mod idp;
 mod metadata;
 mod registries;
 mod registry_tokens;
+pub(crate) mod v2;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +42,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/subscriptions", get(arm::list_subscriptions))
         .route("/subscriptions/{*rest}", any(arm::dispatch))
         .route("/v1.0/{*rest}", any(graph::dispatch))
+        // The registry data plane; its bodies stream (no JSON body limit applies).
+        .route("/v2", any(v2::dispatch))
+        .route("/v2/", any(v2::dispatch))
+        .route("/v2/{*rest}", any(v2::dispatch))
+        .route("/{tenant}/v2", any(v2::registry_base))
+        .route("/{tenant}/v2/", any(v2::registry_base))
         .fallback(not_found)
         .layer(middleware::from_fn(request_context))
         .with_state(state)

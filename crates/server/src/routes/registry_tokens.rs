@@ -145,7 +145,7 @@ pub async fn exchange(
 }
 
 /// Who is asking: a principal id, or None for anonymous.
-async fn principal_from_password(
+pub(crate) async fn principal_from_password(
     state: &AppState,
     registry: Option<&Registry>,
     user: &str,

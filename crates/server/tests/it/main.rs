@@ -4,4 +4,5 @@ mod common;
 mod control_plane;
 mod identity_provider;
 mod lifecycle;
+mod registry;
 mod registry_tokens;

@@ -1,0 +1,161 @@
+//! Small in-process caches of the data plane, holding only things that never change once written: manifest bytes
+//! by digest (content-addressed) and verified registry access tokens (a signed token means the same thing until it
+//! expires). Membership, tags and registries are always read from the metadata store, so several nodes on one
+//! store never disagree.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use berth_identity::RegistryAccess;
+use bytes::Bytes;
+
+/// Total bytes of manifests kept in memory.
+const MANIFEST_BUDGET: usize = 8 * 1024 * 1024;
+/// Manifests larger than this are read from the blob store each time (they are rare and would crowd others out).
+const MANIFEST_ENTRY_LIMIT: usize = 256 * 1024;
+/// Verified tokens kept; each is about a kilobyte.
+const TOKEN_ENTRIES: usize = 1024;
+
+/// A token that passed verification: its audience, expiry and granted access.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedToken {
+    pub audience: String,
+    pub expires_at: i64,
+    pub access: Arc<Vec<RegistryAccess>>,
+}
+
+/// A map bounded by a total weight; when full, arbitrary entries make room (no recency bookkeeping on the hot
+/// read path, which only takes the lock for a lookup).
+struct Bounded<V> {
+    entries: HashMap<String, (V, usize)>,
+    weight: usize,
+    budget: usize,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(budget: usize) -> Self {
+        Bounded { entries: HashMap::new(), weight: 0, budget }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        self.entries.get(key).map(|(value, _)| value.clone())
+    }
+
+    fn insert(&mut self, key: String, value: V, weight: usize) {
+        if weight > self.budget {
+            return;
+        }
+        if let Some((_, old)) = self.entries.remove(&key) {
+            self.weight -= old;
+        }
+        while self.weight + weight > self.budget {
+            let Some(victim) = self.entries.keys().next().cloned() else { break };
+            if let Some((_, old)) = self.entries.remove(&victim) {
+                self.weight -= old;
+            }
+        }
+        self.weight += weight;
+        self.entries.insert(key, (value, weight));
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((_, old)) = self.entries.remove(key) {
+            self.weight -= old;
+        }
+    }
+}
+
+/// The data plane's caches, shared by every request of a process.
+pub struct V2Caches {
+    manifests: Mutex<Bounded<Bytes>>,
+    tokens: Mutex<Bounded<VerifiedToken>>,
+}
+
+impl Default for V2Caches {
+    fn default() -> Self {
+        V2Caches {
+            manifests: Mutex::new(Bounded::new(MANIFEST_BUDGET)),
+            tokens: Mutex::new(Bounded::new(TOKEN_ENTRIES)),
+        }
+    }
+}
+
+impl V2Caches {
+    /// Manifest bytes by digest; the caller has checked that the manifest belongs to the repository.
+    pub(crate) fn manifest(&self, digest: &str) -> Option<Bytes> {
+        self.manifests.lock().unwrap_or_else(PoisonError::into_inner).get(digest)
+    }
+
+    /// Remember manifest bytes that were verified against `digest`.
+    pub(crate) fn remember_manifest(&self, digest: &str, bytes: Bytes) {
+        if bytes.len() > MANIFEST_ENTRY_LIMIT {
+            return;
+        }
+        let weight = bytes.len() + digest.len();
+        self.manifests.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            digest.to_string(),
+            bytes,
+            weight,
+        );
+    }
+
+    /// A previously verified access token that has not expired at `now`.
+    pub(crate) fn token(&self, token: &str, now: i64) -> Option<VerifiedToken> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = tokens.get(token)?;
+        if found.expires_at <= now {
+            tokens.remove(token);
+            return None;
+        }
+        Some(found)
+    }
+
+    pub(crate) fn remember_token(&self, token: &str, verified: VerifiedToken) {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            token.to_string(),
+            verified,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_map_keeps_its_budget() {
+        let mut map = Bounded::new(10);
+        map.insert("a".into(), 1, 4);
+        map.insert("b".into(), 2, 4);
+        assert_eq!(map.weight, 8);
+        map.insert("c".into(), 3, 4);
+        assert!(map.weight <= 10);
+        assert_eq!(map.get("c"), Some(3));
+        map.insert("huge".into(), 4, 11);
+        assert_eq!(map.get("huge"), None, "an entry over the whole budget is not kept");
+        map.insert("c".into(), 5, 2);
+        assert_eq!(map.get("c"), Some(5));
+        assert_eq!(map.weight, map.entries.values().map(|(_, w)| w).sum::<usize>());
+    }
+
+    #[test]
+    fn expired_tokens_are_forgotten() {
+        let caches = V2Caches::default();
+        let verified =
+            VerifiedToken { audience: "x".into(), expires_at: 100, access: Arc::new(Vec::new()) };
+        caches.remember_token("t", verified);
+        assert!(caches.token("t", 99).is_some());
+        assert!(caches.token("t", 100).is_none());
+        assert!(caches.token("t", 50).is_none(), "an expired entry is removed");
+    }
+
+    #[test]
+    fn large_manifests_are_not_cached() {
+        let caches = V2Caches::default();
+        caches.remember_manifest("small", Bytes::from_static(b"{}"));
+        caches.remember_manifest("large", Bytes::from(vec![b' '; MANIFEST_ENTRY_LIMIT + 1]));
+        assert_eq!(caches.manifest("small").as_deref(), Some(&b"{}"[..]));
+        assert!(caches.manifest("large").is_none());
+    }
+}

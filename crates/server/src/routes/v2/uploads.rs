@@ -1,0 +1,281 @@
+//! Blob uploads: `POST .../blobs/uploads/` (a session, a monolithic upload with `?digest=`, or a cross-repository
+//! mount with `?mount=&from=`), `PATCH` chunks, `GET` status, `PUT ?digest=` to finish, `DELETE` to cancel.
+//!
+//! Bodies stream from the socket into the blob store, which hashes as it writes; nothing holds a whole blob. A
+//! blob becomes visible (and linked to the repository) only after the digest the client named matches. Sessions
+//! are recorded in the metadata store and their bytes kept by the blob store, so a client can resume after a
+//! dropped connection or a server restart; a session belongs to the repository it was started in.
+
+use axum::body::{Body, HttpBody};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_db::UploadRecord;
+use berth_oci::{Digest, ErrorCode, RepositoryName};
+use berth_storage::{StorageError, UploadId};
+
+use super::{
+    parse_digest, storage_error, upload_range, Query, Reply, Target, DOCKER_CONTENT_DIGEST,
+    DOCKER_UPLOAD_UUID,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::registry_auth;
+use crate::state::AppState;
+use crate::time::now_rfc3339;
+
+fn upload_unknown(id: &str) -> ApiError {
+    ApiError::oci(
+        ErrorCode::BlobUploadUnknown,
+        format!("upload {id} is unknown to this repository"),
+    )
+}
+
+/// The upload session `id_text` of this repository.
+pub(super) async fn find(state: &AppState, target: &Target, id_text: &str) -> ApiResult<UploadId> {
+    let id = UploadId::parse(id_text).map_err(|_| upload_unknown(id_text))?;
+    match state.db.get_upload(id.as_str()).await? {
+        Some(record)
+            if record.registry == target.registry.name
+                && record.repository == target.repository =>
+        {
+            Ok(id)
+        }
+        _ => Err(upload_unknown(id_text)),
+    }
+}
+
+/// `Content-Range: <start>-<end>` of a chunk: where the client says it starts. Also accepts `bytes ` or `bytes=`
+/// before the numbers and a `/<total>` after them.
+fn chunk_start(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let malformed =
+        || ApiError::oci(ErrorCode::BlobUploadInvalid, "Content-Range must be `<start>-<end>`");
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    let text = text.strip_prefix("bytes").map(|t| t.trim_start_matches([' ', '='])).unwrap_or(text);
+    let text = text.split('/').next().unwrap_or_default();
+    let (start, end) = text.split_once('-').ok_or_else(malformed)?;
+    let start: u64 = start.trim().parse().map_err(|_| malformed())?;
+    let end: u64 = end.trim().parse().map_err(|_| malformed())?;
+    if end < start {
+        return Err(malformed());
+    }
+    Ok(Some(start))
+}
+
+fn session_reply(status: StatusCode, target: &Target, id: &UploadId, offset: u64) -> Reply {
+    Reply::new(status)
+        .header(header::LOCATION, target.url(&format!("blobs/uploads/{id}")))
+        .header(header::RANGE, upload_range(offset))
+        .header(DOCKER_UPLOAD_UUID, id.as_str())
+}
+
+fn blob_created(target: &Target, digest: &Digest) -> Response {
+    Reply::new(StatusCode::CREATED)
+        .header(header::LOCATION, target.url(&format!("blobs/{digest}")))
+        .header(DOCKER_CONTENT_DIGEST, digest.as_str())
+        .build()
+}
+
+/// 416 for a chunk that does not start where the upload stands, with the upload's real position.
+fn out_of_order(target: &Target, id: &UploadId, current: u64, given: u64) -> Response {
+    let mut response = ApiError::oci(
+        ErrorCode::RangeInvalid,
+        format!("the upload is at offset {current}; a chunk starting at {given} is out of order"),
+    )
+    .into_response();
+    let headers = session_reply(StatusCode::OK, target, id, current).build().into_parts().0.headers;
+    response.headers_mut().extend(headers);
+    response
+}
+
+async fn link(state: &AppState, target: &Target, digest: &Digest, size: u64) -> ApiResult<()> {
+    let size = i64::try_from(size).map_err(ApiError::internal)?;
+    state
+        .db
+        .link_blob(&target.registry.name, &target.repository, digest.as_str(), size, &now_rfc3339())
+        .await?;
+    Ok(())
+}
+
+/// `POST /v2/<name>/blobs/uploads/`.
+pub(super) async fn start(
+    state: &AppState,
+    target: &Target,
+    query: &Query,
+    body: Body,
+) -> ApiResult<Response> {
+    if let Some(mount) = query.get("mount") {
+        let digest = parse_digest(mount)?;
+        if let Some(from) = query.get("from") {
+            if let Some(response) = mount_from(state, target, &digest, from).await? {
+                return Ok(response);
+            }
+        }
+        // Not mountable (or no `from`): the spec's fallback is an ordinary upload session.
+    } else if let Some(digest) = query.get("digest") {
+        let digest = parse_digest(digest)?;
+        let size = state
+            .blobs
+            .put_stream(&digest, body.into_data_stream())
+            .await
+            .map_err(storage_error)?;
+        link(state, target, &digest, size).await?;
+        return Ok(blob_created(target, &digest));
+    }
+    let id = state.blobs.create_upload().await.map_err(storage_error)?;
+    let record = UploadRecord {
+        id: id.to_string(),
+        registry: target.registry.name.clone(),
+        repository: target.repository.clone(),
+        created_at: now_rfc3339(),
+    };
+    if let Err(error) = state.db.create_upload(&record).await {
+        let _ = state.blobs.cancel(&id).await;
+        return Err(error.into());
+    }
+    Ok(session_reply(StatusCode::ACCEPTED, target, &id, 0).build())
+}
+
+/// Link `digest` from the repository `from` of the same registry, if the caller may pull there and it is there.
+async fn mount_from(
+    state: &AppState,
+    target: &Target,
+    digest: &Digest,
+    from: &str,
+) -> ApiResult<Option<Response>> {
+    if RepositoryName::parse(from).is_err() {
+        return Ok(None);
+    }
+    let source = match &state.registry_domain {
+        Some(_) => Some(from),
+        None => registry_auth::split_path_mode_name(from)
+            .filter(|(registry, _)| registry.eq_ignore_ascii_case(&target.registry.name))
+            .map(|(_, repository)| repository),
+    };
+    let Some(source) = source else { return Ok(None) };
+    let may_pull =
+        target.registry.anonymous_pull || target.granted.allows("repository", from, "pull");
+    if !may_pull {
+        return Ok(None);
+    }
+    let Some(size) = state.db.linked_blob(&target.registry.name, source, digest.as_str()).await?
+    else {
+        return Ok(None);
+    };
+    let size = u64::try_from(size).map_err(ApiError::internal)?;
+    link(state, target, digest, size).await?;
+    Ok(Some(blob_created(target, digest)))
+}
+
+/// `GET /v2/<name>/blobs/uploads/<id>`: how many bytes arrived.
+pub(super) async fn status(
+    state: &AppState,
+    target: &Target,
+    id: &UploadId,
+) -> ApiResult<Response> {
+    match state.blobs.upload_status(id).await {
+        Ok(status) => Ok(session_reply(StatusCode::NO_CONTENT, target, id, status.offset).build()),
+        Err(error) => Err(forget_if_gone(state, id, error).await),
+    }
+}
+
+/// A storage error on an upload; an upload the store no longer has is forgotten in the metadata store too.
+async fn forget_if_gone(state: &AppState, id: &UploadId, error: StorageError) -> ApiError {
+    if matches!(error, StorageError::UploadUnknown(_) | StorageError::DigestMismatch { .. }) {
+        if let Err(db_error) = state.db.delete_upload(id.as_str()).await {
+            return db_error.into();
+        }
+    }
+    storage_error(error)
+}
+
+/// Stream a request body onto the upload; `Err(response)` for a chunk out of order.
+async fn append(
+    state: &AppState,
+    target: &Target,
+    id: &UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Result<u64, Response>> {
+    let start = chunk_start(headers)?;
+    match state.blobs.append(id, start, body.into_data_stream()).await {
+        Ok(offset) => Ok(Ok(offset)),
+        Err(StorageError::OffsetMismatch { current, given, .. }) => {
+            Ok(Err(out_of_order(target, id, current, given)))
+        }
+        Err(error) => Err(forget_if_gone(state, id, error).await),
+    }
+}
+
+/// `PATCH /v2/<name>/blobs/uploads/<id>`: one chunk.
+pub(super) async fn patch(
+    state: &AppState,
+    target: &Target,
+    id: &UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    match append(state, target, id, headers, body).await? {
+        Ok(offset) => Ok(session_reply(StatusCode::ACCEPTED, target, id, offset).build()),
+        Err(response) => Ok(response),
+    }
+}
+
+/// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: an optional last chunk, then verify and publish.
+pub(super) async fn finish(
+    state: &AppState,
+    target: &Target,
+    id: &UploadId,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let digest = query.get("digest").ok_or_else(|| {
+        ApiError::oci(ErrorCode::DigestInvalid, "the digest query parameter is required")
+    })?;
+    let digest = parse_digest(digest)?;
+    if !body.is_end_stream() {
+        if let Err(response) = append(state, target, id, headers, body).await? {
+            return Ok(response);
+        }
+    }
+    let size = match state.blobs.commit(id, &digest).await {
+        Ok(size) => size,
+        Err(error) => return Err(forget_if_gone(state, id, error).await),
+    };
+    link(state, target, &digest, size).await?;
+    state.db.delete_upload(id.as_str()).await?;
+    Ok(blob_created(target, &digest))
+}
+
+/// `DELETE /v2/<name>/blobs/uploads/<id>`.
+pub(super) async fn cancel(state: &AppState, id: &UploadId) -> ApiResult<Response> {
+    let result = state.blobs.cancel(id).await;
+    state.db.delete_upload(id.as_str()).await?;
+    match result {
+        Ok(()) => Ok(Reply::new(StatusCode::NO_CONTENT).build()),
+        Err(error) => Err(storage_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_of(value: &str) -> ApiResult<Option<u64>> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_RANGE, value.parse().unwrap());
+        chunk_start(&headers)
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(chunk_start(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(start_of("0-99").unwrap(), Some(0));
+        assert_eq!(start_of("100-199").unwrap(), Some(100));
+        assert_eq!(start_of("bytes 100-199/1000").unwrap(), Some(100));
+        assert_eq!(start_of("bytes=5-5").unwrap(), Some(5));
+        for bad in ["", "5", "a-b", "9-1", "-1"] {
+            assert!(start_of(bad).is_err(), "{bad}");
+        }
+    }
+}
