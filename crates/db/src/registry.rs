@@ -231,6 +231,27 @@ impl Db {
         row.as_ref().map(manifest_from).transpose()
     }
 
+    /// The manifest a tag points at, in one query: the hot path of pulls by tag.
+    pub async fn manifest_by_tag(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>> {
+        let row = sqlx::query(
+            "SELECT m.registry, m.repository, m.digest, m.media_type, m.size, m.artifact_type, m.subject, \
+             m.annotations, m.created_at FROM tags t JOIN manifests m \
+             ON m.registry = t.registry AND m.repository = t.repository AND m.digest = t.digest \
+             WHERE t.registry = $1 AND t.repository = $2 AND t.tag = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(tag)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(manifest_from).transpose()
+    }
+
     pub async fn resolve_tag(
         &self,
         registry: &str,

@@ -292,6 +292,14 @@ async fn registry_metadata_round_trips() {
             "tags move"
         );
         assert_eq!(db.list_tags("acr", "team/app", None, None).await.unwrap(), ["latest", "v1"]);
+        let by_tag = db.manifest_by_tag("acr", "team/app", "v1").await.unwrap().unwrap();
+        assert_eq!(by_tag, manifest("sha256:m2", None, None));
+        assert_eq!(
+            db.manifest_by_tag("acr", "team/app", "latest").await.unwrap().unwrap().digest,
+            "sha256:m1"
+        );
+        assert_eq!(db.manifest_by_tag("acr", "team/app", "nope").await.unwrap(), None);
+        assert_eq!(db.manifest_by_tag("acr", "other", "v1").await.unwrap(), None);
         assert_eq!(
             db.list_tags("acr", "team/app", Some("latest"), Some(10)).await.unwrap(),
             ["v1"]
@@ -332,6 +340,7 @@ async fn registry_metadata_round_trips() {
             "tags go with their manifest"
         );
         assert!(db.delete_tag("acr", "team/app", "v1").await.unwrap());
+        assert_eq!(db.manifest_by_tag("acr", "team/app", "v1").await.unwrap(), None);
         assert!(
             db.get_manifest("acr", "team/app", "sha256:m2").await.unwrap().is_some(),
             "deleting a tag keeps the manifest"

@@ -458,6 +458,7 @@ async fn delete_group(ctx: &ArmContext, id: &ResourceId) -> ApiResult<Response> 
     ctx.authorize(GROUP_DELETE, id).await?;
     match ctx.state.db.delete_resource_group(&id.key()).await? {
         Some(removed) => {
+            ctx.state.v2_caches.forget_registries();
             tracing::info!(group = %id, resources = removed.len(), "deleted resource group");
             Ok(StatusCode::OK.into_response())
         }

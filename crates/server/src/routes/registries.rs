@@ -42,11 +42,16 @@ pub async fn handle(
                 ctx.state.db.get_resource(&id.key()).await?.ok_or_else(|| not_found(id))?;
             Ok(Json(stored(&record)?).into_response())
         }
-        Method::PUT => put(ctx, group, id, body, false).await,
-        Method::PATCH => put(ctx, group, id, body, true).await,
+        Method::PUT | Method::PATCH => {
+            let result = put(ctx, group, id, body, *method == Method::PATCH).await;
+            // The data plane caches registries briefly; this node sees the change at once.
+            ctx.state.v2_caches.forget_registries();
+            result
+        }
         Method::DELETE => {
             ctx.authorize(DELETE, id).await?;
             let removed = ctx.state.db.delete_resource(&id.key()).await?;
+            ctx.state.v2_caches.forget_registries();
             Ok(if removed.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK }
                 .into_response())
         }

@@ -1,13 +1,17 @@
-//! Small in-process caches of the data plane, holding only things that never change once written: manifest bytes
-//! by digest (content-addressed) and verified registry access tokens (a signed token means the same thing until it
-//! expires). Membership, tags and registries are always read from the metadata store, so several nodes on one
-//! store never disagree.
+//! Small in-process caches of the data plane. Two hold things that never change once written: manifest bytes by
+//! digest (content-addressed) and verified registry access tokens (a signed token means the same thing until it
+//! expires). The third holds registries (name, id, anonymous pull) for [`REGISTRY_TTL`]: this node forgets them
+//! at once when its control plane changes one, other nodes sharing the store see the change within the TTL.
+//! Repository contents (blob links, manifests, tags, uploads) are always read from the metadata store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use berth_identity::RegistryAccess;
 use bytes::Bytes;
+
+use crate::registry_auth::Registry;
 
 /// Total bytes of manifests kept in memory.
 const MANIFEST_BUDGET: usize = 8 * 1024 * 1024;
@@ -15,6 +19,9 @@ const MANIFEST_BUDGET: usize = 8 * 1024 * 1024;
 const MANIFEST_ENTRY_LIMIT: usize = 256 * 1024;
 /// Verified tokens kept; each is about a kilobyte.
 const TOKEN_ENTRIES: usize = 1024;
+/// How long a registry looked up in the metadata store is trusted.
+pub(crate) const REGISTRY_TTL: Duration = Duration::from_secs(1);
+const REGISTRY_ENTRIES: usize = 256;
 
 /// A token that passed verification: its audience, expiry and granted access.
 #[derive(Debug, Clone)]
@@ -69,6 +76,7 @@ impl<V: Clone> Bounded<V> {
 pub struct V2Caches {
     manifests: Mutex<Bounded<Bytes>>,
     tokens: Mutex<Bounded<VerifiedToken>>,
+    registries: Mutex<Bounded<(Instant, Registry)>>,
 }
 
 impl Default for V2Caches {
@@ -76,6 +84,7 @@ impl Default for V2Caches {
         V2Caches {
             manifests: Mutex::new(Bounded::new(MANIFEST_BUDGET)),
             tokens: Mutex::new(Bounded::new(TOKEN_ENTRIES)),
+            registries: Mutex::new(Bounded::new(REGISTRY_ENTRIES)),
         }
     }
 }
@@ -108,6 +117,26 @@ impl V2Caches {
             return None;
         }
         Some(found)
+    }
+
+    /// A registry (by lower-case name) looked up less than [`REGISTRY_TTL`] ago.
+    pub(crate) fn registry(&self, name: &str) -> Option<Registry> {
+        let registries = self.registries.lock().unwrap_or_else(PoisonError::into_inner);
+        registries.get(name).filter(|(at, _)| at.elapsed() < REGISTRY_TTL).map(|(_, r)| r)
+    }
+
+    pub(crate) fn remember_registry(&self, registry: Registry) {
+        self.registries.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            registry.name.clone(),
+            (Instant::now(), registry),
+            1,
+        );
+    }
+
+    /// Forget every cached registry: one was created, changed or deleted on this node.
+    pub(crate) fn forget_registries(&self) {
+        let mut registries = self.registries.lock().unwrap_or_else(PoisonError::into_inner);
+        *registries = Bounded::new(REGISTRY_ENTRIES);
     }
 
     pub(crate) fn remember_token(&self, token: &str, verified: VerifiedToken) {
@@ -148,6 +177,28 @@ mod tests {
         assert!(caches.token("t", 99).is_some());
         assert!(caches.token("t", 100).is_none());
         assert!(caches.token("t", 50).is_none(), "an expired entry is removed");
+    }
+
+    #[test]
+    fn registries_are_kept_briefly_and_forgotten_on_change() {
+        let caches = V2Caches::default();
+        let id = berth_arm::ResourceId::parse(
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/acr",
+        )
+        .unwrap();
+        let registry = Registry {
+            name: "acr".into(),
+            id,
+            login_server: "h/acr".into(),
+            anonymous_pull: false,
+            abac_mode: false,
+            arm_audience_tokens: true,
+        };
+        caches.remember_registry(registry);
+        assert_eq!(caches.registry("acr").map(|r| r.login_server), Some("h/acr".into()));
+        assert!(caches.registry("other").is_none());
+        caches.forget_registries();
+        assert!(caches.registry("acr").is_none());
     }
 
     #[test]

@@ -157,19 +157,13 @@ async fn find(
     reference: &Reference,
 ) -> ApiResult<ManifestRecord> {
     let (registry, repository) = (&target.registry.name, &target.repository);
-    let digest = match reference {
-        Reference::Digest(digest) => digest.to_string(),
-        Reference::Tag(tag) => state
-            .db
-            .resolve_tag(registry, repository, tag.as_str())
-            .await?
-            .ok_or_else(|| manifest_unknown(reference))?,
+    let found = match reference {
+        Reference::Digest(digest) => {
+            state.db.get_manifest(registry, repository, digest.as_str()).await?
+        }
+        Reference::Tag(tag) => state.db.manifest_by_tag(registry, repository, tag.as_str()).await?,
     };
-    state
-        .db
-        .get_manifest(registry, repository, &digest)
-        .await?
-        .ok_or_else(|| manifest_unknown(reference))
+    found.ok_or_else(|| manifest_unknown(reference))
 }
 
 /// The bytes of a stored manifest, from the cache or the blob store (checked against the digest there).

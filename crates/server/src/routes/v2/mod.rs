@@ -309,7 +309,7 @@ async fn route(state: &AppState, request: Request) -> ApiResult<Response> {
                         "the catalog of a registry is at /v2/<registry>/_catalog on this server",
                     )),
                 };
-            let registry = registry_auth::find_registry(state, &name).await?;
+            let registry = find_registry(state, &name).await?;
             let need =
                 Need { resource_type: "registry", name: "catalog", action: DataAction::Catalog };
             authorize(state, &parts.headers, &name, registry.as_ref(), &need).await?;
@@ -423,12 +423,26 @@ async fn target(
             (registry.to_string(), repository.to_string())
         }
     };
-    let registry = registry_auth::find_registry(state, &registry_name).await?;
+    let registry = find_registry(state, &registry_name).await?;
     let need = Need { resource_type: "repository", name: full_name, action };
     let granted =
         authorize(state, &parts.headers, &registry_name, registry.as_ref(), &need).await?;
     let registry = registry.ok_or_else(|| unknown_registry(&registry_name))?;
     Ok(Target { registry, repository, full_name: full_name.to_string(), granted })
+}
+
+/// A registry by name, through the short-lived cache (unknown registries are not cached: one created on another
+/// node must be usable at once).
+async fn find_registry(state: &AppState, name: &str) -> ApiResult<Option<Registry>> {
+    let key = name.to_ascii_lowercase();
+    if let Some(registry) = state.v2_caches.registry(&key) {
+        return Ok(Some(registry));
+    }
+    let found = registry_auth::find_registry(state, &key).await?;
+    if let Some(registry) = &found {
+        state.v2_caches.remember_registry(registry.clone());
+    }
+    Ok(found)
 }
 
 /// The audiences a token for `registry_name` may carry, whether or not the registry exists.
@@ -577,7 +591,7 @@ async fn base(
     registry_name: Option<String>,
 ) -> ApiResult<Response> {
     let registry = match &registry_name {
-        Some(name) => registry_auth::find_registry(state, name).await?,
+        Some(name) => find_registry(state, name).await?,
         None => None,
     };
     let (service, audiences) = match &registry_name {
@@ -628,7 +642,7 @@ async fn registry_named_by_token(
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|claims| claims["aud"].as_str().map(str::to_string));
     match audience.and_then(|aud| registry_auth::registry_name_from_service(state, &aud)) {
-        Some(name) => registry_auth::find_registry(state, &name).await,
+        Some(name) => find_registry(state, &name).await,
         None => Ok(None),
     }
 }
