@@ -2,6 +2,7 @@
 # Runs every berth test on this machine, installing what the tests need first (Debian packages, PostgreSQL).
 # Usage: scripts/test.sh            (the README's test command; CI calls it through .ci/run)
 #        BERTH_TEST_SKIP_POSTGRES=1 scripts/test.sh   (SQLite only, when no PostgreSQL can be had)
+#        BERTH_TEST_SKIP_REAL_CLIENTS=1 scripts/test.sh   (no skopeo/podman/oras-py: those tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,8 +57,27 @@ ensure_postgres() {
   export BERTH_TEST_POSTGRES_URL=$url
 }
 
+# --- Real registry clients: skopeo and podman (Debian), oras-py (PyPI) in a venv under the target dir ----------
+# The tests in crates/server/tests/it/real_clients.rs fail instead of skipping when BERTH_REQUIRE_REAL_CLIENTS=1.
+ensure_real_clients() {
+  if [ "${BERTH_TEST_SKIP_REAL_CLIENTS:-}" = 1 ]; then
+    log "skipping the real-client tests (BERTH_TEST_SKIP_REAL_CLIENTS=1)"; return 0
+  fi
+  apt_install skopeo podman
+  local venv; venv="$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)/real-clients-venv"
+  if ! "$venv/bin/python" -c 'import oras.client' >/dev/null 2>&1; then
+    log "installing oras-py (PyPI oras) into $venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check oras
+  fi
+  export BERTH_TEST_PYTHON="$venv/bin/python"
+  export BERTH_REQUIRE_REAL_CLIENTS=1
+}
+
 ensure_postgres
 log "PostgreSQL for tests: ${BERTH_TEST_POSTGRES_URL:-skipped}"
+ensure_real_clients
+log "real clients: $(skopeo --version 2>/dev/null || echo 'no skopeo'), $(podman --version 2>/dev/null || echo 'no podman'), oras-py $("${BERTH_TEST_PYTHON:-python3}" -c 'import oras.version; print(oras.version.__version__)' 2>/dev/null || echo missing)"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

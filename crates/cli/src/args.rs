@@ -234,6 +234,142 @@ pub enum AcrCommand {
     Update(AcrUpdateArgs),
     /// Delete a container registry.
     Delete(AcrDeleteArgs),
+    /// Log in to a container registry through its token exchange.
+    Login(AcrLoginArgs),
+    /// Manage repositories (image names) of a container registry.
+    Repository {
+        #[command(subcommand)]
+        command: AcrRepositoryCommand,
+    },
+    /// Manage the manifests of a container registry's repositories.
+    Manifest {
+        #[command(subcommand)]
+        command: AcrManifestCommand,
+    },
+    /// Delete what no tag or manifest reaches any more (untagged manifests, unreferenced blobs).
+    Gc(AcrGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AcrLoginArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// Print the registry refresh token as JSON instead of storing it for the container tools.
+    #[arg(short = 't', long)]
+    pub expose_token: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AcrRepositoryCommand {
+    /// List the repositories of a container registry.
+    List(AcrRepositoryListArgs),
+    /// Show the tags of a repository.
+    ShowTags(AcrShowTagsArgs),
+    /// Show the attributes of a repository.
+    Show(AcrRepositoryArgs),
+    /// Delete a repository with all its tags and manifests.
+    Delete(AcrRepositoryDeleteArgs),
+}
+
+/// `--orderby` of the listing commands, as az spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderBy {
+    #[value(name = "time_asc")]
+    TimeAsc,
+    #[value(name = "time_desc")]
+    TimeDesc,
+}
+
+impl OrderBy {
+    /// The registry API's `orderby` value.
+    pub fn as_query(self) -> &'static str {
+        match self {
+            OrderBy::TimeAsc => "timeasc",
+            OrderBy::TimeDesc => "timedesc",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AcrRepositoryListArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// Limit the number of items in the results.
+    #[arg(long)]
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcrShowTagsArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// The name of the repository.
+    #[arg(long)]
+    pub repository: String,
+    /// Show detailed information (digest, times, attributes) for each tag.
+    #[arg(long)]
+    pub detail: bool,
+    /// Order the items in the results.
+    #[arg(long, value_enum)]
+    pub orderby: Option<OrderBy>,
+    /// Limit the number of items in the results.
+    #[arg(long)]
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcrRepositoryArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// The name of the repository.
+    #[arg(long)]
+    pub repository: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AcrRepositoryDeleteArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// The name of the repository.
+    #[arg(long)]
+    pub repository: String,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AcrManifestCommand {
+    /// List the metadata of the manifests in a repository.
+    ListMetadata(AcrManifestListArgs),
+}
+
+/// az's manifest arguments: `-r/--registry` names the registry, `-n/--name` the repository.
+#[derive(Debug, Args)]
+pub struct AcrManifestListArgs {
+    /// Name of the container registry.
+    #[arg(short = 'r', long)]
+    pub registry: String,
+    /// The name of the repository.
+    #[arg(short = 'n', long = "name")]
+    pub repository: String,
+    /// Name of the resource group (looked up when absent).
+    #[arg(short = 'g', long)]
+    pub resource_group: Option<String>,
+    /// Order the items in the results.
+    #[arg(long, value_enum)]
+    pub orderby: Option<OrderBy>,
+    /// Limit the number of items in the results.
+    #[arg(long)]
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcrGcArgs {
+    #[command(flatten)]
+    pub registry: AcrNameArgs,
+    /// Report what would be deleted without deleting it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The SKUs of a container registry.
@@ -461,6 +597,78 @@ mod tests {
             parse(&["acr", "create", "-g", "g", "-n", "r"]).map(|_| ()).unwrap_err().exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn acr_data_commands_take_az_arguments() {
+        let cli = parse(&[
+            "acr",
+            "repository",
+            "show-tags",
+            "-n",
+            "r",
+            "--repository",
+            "team/app",
+            "--detail",
+            "--orderby",
+            "time_desc",
+            "--top",
+            "5",
+        ])
+        .expect("valid");
+        let Command::Acr {
+            command: AcrCommand::Repository { command: AcrRepositoryCommand::ShowTags(tags) },
+        } = cli.command
+        else {
+            panic!("acr repository show-tags")
+        };
+        assert_eq!(
+            (
+                tags.registry.name.as_str(),
+                tags.repository.as_str(),
+                tags.detail,
+                tags.orderby,
+                tags.top
+            ),
+            ("r", "team/app", true, Some(OrderBy::TimeDesc), Some(5))
+        );
+        for args in [
+            &["acr", "manifest", "list-metadata", "-r", "r", "-n", "app"][..],
+            &["acr", "manifest", "list-metadata", "--registry", "r", "--name", "app"],
+        ] {
+            let cli = parse(args).expect("valid");
+            let Command::Acr {
+                command: AcrCommand::Manifest { command: AcrManifestCommand::ListMetadata(list) },
+            } = cli.command
+            else {
+                panic!("acr manifest list-metadata")
+            };
+            assert_eq!((list.registry.as_str(), list.repository.as_str()), ("r", "app"));
+        }
+        let cli = parse(&["acr", "login", "-n", "r", "--expose-token"]).expect("valid");
+        let Command::Acr { command: AcrCommand::Login(login) } = cli.command else {
+            panic!("acr login")
+        };
+        assert!(login.expose_token);
+        assert!(
+            parse(&["acr", "repository", "show-tags", "-n", "r"]).is_err(),
+            "--repository is required"
+        );
+        assert!(parse(&[
+            "acr",
+            "repository",
+            "show-tags",
+            "-n",
+            "r",
+            "--repository",
+            "a",
+            "--orderby",
+            "name"
+        ])
+        .is_err());
+        let cli = parse(&["acr", "gc", "-n", "r", "--dry-run"]).expect("valid");
+        let Command::Acr { command: AcrCommand::Gc(gc) } = cli.command else { panic!("acr gc") };
+        assert!(gc.dry_run);
     }
 
     #[test]

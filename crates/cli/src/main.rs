@@ -8,6 +8,8 @@
 mod args;
 mod arm;
 mod commands;
+mod docker_config;
+mod malloc_tuning;
 mod output;
 mod profile;
 mod session;
@@ -25,6 +27,9 @@ use profile::ConfigDir;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        malloc_tuning::cap_arenas();
+    }
     init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

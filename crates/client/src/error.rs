@@ -1,5 +1,6 @@
 //! Errors of the client: transport and TLS set-up failures, and the error bodies berth's surfaces
-//! answer with (ARM `{"error":{"code","message"}}`, OAuth `{"error","error_description"}`).
+//! answer with (ARM `{"error":{"code","message"}}`, OAuth `{"error","error_description"}`, and the
+//! registry's OCI/ACR `{"errors":[{"code","message","detail"}]}`).
 
 use serde_json::Value;
 
@@ -29,6 +30,9 @@ pub enum Error {
     /// The token endpoint answered with an OAuth error body.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// The registry answered with an OCI/ACR error body.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// A failure status whose body is not a known error shape.
     #[error("operation returned an invalid status `{status} {reason}`")]
     Status { status: u16, reason: String, body: String },
@@ -46,6 +50,7 @@ impl Error {
         match self {
             Error::Arm(e) => Some(e.status),
             Error::OAuth(e) => Some(e.status),
+            Error::Registry(e) => Some(e.status),
             Error::Status { status, .. } => Some(*status),
             _ => None,
         }
@@ -72,6 +77,16 @@ pub struct OAuthError {
     pub description: String,
 }
 
+/// A registry error answer: `{"errors":[{"code":"NAME_UNKNOWN","message":"..."}]}` (the first entry).
+/// Displays as `(CODE) message`, like ARM errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("({code}) {message}")]
+pub struct RegistryError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
 /// Turns a failure answer (status >= 400) into the matching error.
 pub(crate) fn error_from_body(status: u16, reason: &str, body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body).into_owned();
@@ -86,7 +101,18 @@ pub(crate) fn error_from_body(status: u16, reason: &str, body: &[u8]) -> Error {
             json.get("error_description").and_then(Value::as_str).unwrap_or_default().to_owned();
         return Error::OAuth(OAuthError { status, error: error.clone(), description });
     }
+    if let Some(registry) = registry_error_from_json(status, &json) {
+        return Error::Registry(registry);
+    }
     Error::Status { status, reason: reason.to_owned(), body: text }
+}
+
+/// Reads `{"errors":[{"code","message"}, ...]}`; `None` when the JSON has another shape.
+fn registry_error_from_json(status: u16, json: &Value) -> Option<RegistryError> {
+    let first = json.get("errors")?.as_array()?.first()?.as_object()?;
+    let code = first.get("code")?.as_str()?.to_owned();
+    let message = first.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
+    Some(RegistryError { status, code, message })
 }
 
 /// Reads `{"error":{"code","message"}}`; `None` when the JSON has another shape.
@@ -136,9 +162,20 @@ mod tests {
         let error = error_from_body(502, "Bad Gateway", b"<html>oops</html>");
         assert_eq!(error.to_string(), "operation returned an invalid status `502 Bad Gateway`");
         assert!(matches!(error, Error::Status { ref body, .. } if body == "<html>oops</html>"));
-        let registry =
-            error_from_body(404, "Not Found", br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#);
-        assert!(matches!(registry, Error::Status { status: 404, .. }));
+        let empty = error_from_body(404, "Not Found", br#"{"errors":[]}"#);
+        assert!(matches!(empty, Error::Status { status: 404, .. }));
+    }
+
+    #[test]
+    fn registry_error_body_becomes_registry_error() {
+        let body = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":null},{"code":"X"}]}"#;
+        let error = error_from_body(404, "Not Found", body);
+        assert_eq!(error.to_string(), "(NAME_UNKNOWN) repository name not known to registry");
+        assert_eq!(error.status(), Some(404));
+        let bare = error_from_body(401, "Unauthorized", br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+        assert!(
+            matches!(bare, Error::Registry(RegistryError { ref code, ref message, .. }) if code == "UNAUTHORIZED" && message.is_empty())
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`Client`] speaks to one server (its base URL) over HTTPS with an explicit trust anchor, adds
 //! the headers the Azure CLI sends (`Accept`, `x-ms-client-request-id`, a bearer token once one is
 //! set), turns error answers into [`ArmError`] / [`OAuthError`], and waits for ARM long-running
-//! operations. Request and response dumps go to `tracing` at DEBUG level (target
+//! operations. For registries it reads `WWW-Authenticate` challenges and speaks ACR's token
+//! exchange (Entra token → refresh token → scoped access token). Request and response dumps go to `tracing` at DEBUG level (target
 //! `berth_client::http`), with secrets redacted.
 
 mod error;
@@ -17,7 +18,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use error::{ArmError, Error, OAuthError};
+pub use error::{ArmError, Error, OAuthError, RegistryError};
 pub use reqwest::Method;
 
 /// The header the Azure SDKs use to correlate a request with server logs.
@@ -172,6 +173,66 @@ impl Client {
             access_token: access_token.to_owned(),
             expires_on: unix_now() + expires_in,
         })
+    }
+
+    /// `GET path` without credentials, expecting a registry's `401` with a `Bearer` challenge (what
+    /// `az acr login` does with `https://<login server>/v2/`). Use a client without a bearer token.
+    pub async fn registry_challenge(&self, path: &str) -> Result<BearerChallenge, Error> {
+        let response = self.send(Method::GET, path, None).await?;
+        let url = self.url(path)?.to_string();
+        if response.status != 401 {
+            return Err(Error::UnexpectedResponse {
+                url,
+                reason: format!(
+                    "the registry answered {} instead of an authentication challenge",
+                    response.status
+                ),
+            });
+        }
+        response.header("www-authenticate").and_then(BearerChallenge::parse).ok_or_else(|| {
+            Error::UnexpectedResponse {
+                url,
+                reason: "the 401 answer has no Bearer challenge with a realm".to_owned(),
+            }
+        })
+    }
+
+    /// ACR's token exchange, `POST <exchange_url>` (`<realm's scheme and host>/oauth2/exchange`): an Entra
+    /// access token for the registry becomes a registry refresh token. Use a client without a bearer token.
+    pub async fn exchange_refresh_token(
+        &self,
+        exchange_url: &str,
+        service: &str,
+        tenant: &str,
+        entra_token: &str,
+    ) -> Result<String, Error> {
+        let form = [
+            ("grant_type", "access_token"),
+            ("service", service),
+            ("tenant", tenant),
+            ("access_token", entra_token),
+        ];
+        let response = self.post_form(exchange_url, &form).await?;
+        token_field(&response, exchange_url, "refresh_token")
+    }
+
+    /// A registry access token for `scopes` from a refresh token: `POST <realm>` with
+    /// `grant_type=refresh_token` (one `scope` field per scope). Use a client without a bearer token.
+    pub async fn registry_access_token(
+        &self,
+        realm: &str,
+        service: &str,
+        scopes: &[String],
+        refresh_token: &str,
+    ) -> Result<String, Error> {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("service", service),
+            ("refresh_token", refresh_token),
+        ];
+        form.extend(scopes.iter().map(|scope| ("scope", scope.as_str())));
+        let response = self.post_form(realm, &form).await?;
+        token_field(&response, realm, "access_token")
     }
 
     /// `GET`; the body of a 2xx answer.
@@ -345,6 +406,62 @@ impl Client {
     }
 }
 
+/// A `WWW-Authenticate: Bearer realm="..",service="..",scope=".."` challenge (RFC 6750 syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerChallenge {
+    pub realm: String,
+    pub service: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl BearerChallenge {
+    /// Parses a challenge; `None` unless it is `Bearer` with a `realm`. Quoted values may hold commas.
+    pub fn parse(header: &str) -> Option<BearerChallenge> {
+        let (scheme, rest) = header.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.next_if(|c| *c == ',' || c.is_whitespace()).is_some() {}
+            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.next_if_eq(&'"').is_some() {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => value.extend(chars.next()),
+                        other => value.push(other),
+                    }
+                }
+            } else {
+                value = chars.by_ref().take_while(|c| *c != ',').collect();
+            }
+            params.push((key.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Some(BearerChallenge {
+            realm: get("realm").filter(|realm| !realm.is_empty())?,
+            service: get("service"),
+            scope: get("scope"),
+        })
+    }
+}
+
+fn token_field(response: &Response, url: &str, field: &str) -> Result<String, Error> {
+    match response.body.get(field).and_then(Value::as_str) {
+        Some(token) if !token.is_empty() => Ok(token.to_owned()),
+        _ => Err(Error::UnexpectedResponse {
+            url: url.to_owned(),
+            reason: format!("the answer has no `{field}`"),
+        }),
+    }
+}
+
 fn into_success(response: Response) -> Result<Response, Error> {
     if response.status < 400 {
         return Ok(response);
@@ -488,6 +605,26 @@ mod tests {
         let empty = Response { status: 403, headers: HeaderMap::new(), body: Value::Null };
         let error = into_success(empty).expect_err("403 is an error");
         assert_eq!(error.to_string(), "operation returned an invalid status `403 Forbidden`");
+    }
+
+    #[test]
+    fn bearer_challenges_parse() {
+        let challenge = BearerChallenge::parse(
+            r#"Bearer realm="https://127.0.0.1:8443/oauth2/token",service="127.0.0.1:8443/myacr",scope="repository:myacr/a:pull,push""#,
+        )
+        .expect("a challenge");
+        assert_eq!(challenge.realm, "https://127.0.0.1:8443/oauth2/token");
+        assert_eq!(challenge.service.as_deref(), Some("127.0.0.1:8443/myacr"));
+        assert_eq!(challenge.scope.as_deref(), Some("repository:myacr/a:pull,push"));
+        let spaced = BearerChallenge::parse(r#"bearer Realm="r", service=s , scope="a\"b""#)
+            .expect("a challenge");
+        assert_eq!(
+            (spaced.realm.as_str(), spaced.service.as_deref(), spaced.scope.as_deref()),
+            ("r", Some("s"), Some("a\"b"))
+        );
+        assert_eq!(BearerChallenge::parse(r#"Basic realm="r""#), None);
+        assert_eq!(BearerChallenge::parse(r#"Bearer service="s""#), None);
+        assert_eq!(BearerChallenge::parse("Bearer"), None);
     }
 
     #[test]

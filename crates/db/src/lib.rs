@@ -9,6 +9,7 @@
 mod models;
 mod queries;
 mod registry;
+pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
 #[doc(hidden)]
 pub mod testing;

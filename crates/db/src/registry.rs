@@ -477,9 +477,303 @@ impl Db {
     }
 }
 
+// ---- the ACR metadata API (`/acr/v1`) --------------------------------------------------------------------
+
+/// A tag, the manifest it points at, and when it was last set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRecord {
+    pub tag: String,
+    pub digest: String,
+    pub updated_at: String,
+}
+
+/// What ACR reports about a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySummary {
+    pub created_at: String,
+    /// The latest of its creation, its manifests' creation and its tags' updates.
+    pub last_updated: String,
+    pub manifest_count: i64,
+    pub tag_count: i64,
+}
+
+/// What a deleted repository held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRepository {
+    pub manifests: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// The order of ACR's tag and manifest lists: by key (tag name or digest, byte order), or by last update time
+/// (ties broken by key). `last` is always a key: the entry the previous page ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOrder {
+    Key,
+    TimeAscending,
+    TimeDescending,
+}
+
+/// An RFC 3339 UTC time as a string that sorts in time order: fractions of a second padded to nine digits
+/// (`time` writes as few as needed, so `05.1Z` would sort after `05.12Z`).
+fn time_key(time: &str) -> String {
+    match (time.split_once('.'), time.strip_suffix('Z')) {
+        (Some((seconds, fraction)), Some(_)) => {
+            let digits = fraction.trim_end_matches('Z');
+            format!("{seconds}.{digits:0<9}Z")
+        }
+        (None, Some(seconds)) => format!("{seconds}.000000000Z"),
+        _ => time.to_string(),
+    }
+}
+
+/// One page of `items` in `order`: the entries after the one whose key is `last`, at most `n`. In time order an
+/// unknown `last` ends the listing (its place in the order is unknown).
+fn page_in_order<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    time: impl Fn(&T) -> &str,
+    order: ListOrder,
+    last: Option<&str>,
+    n: Option<usize>,
+) -> Vec<T> {
+    match order {
+        ListOrder::Key => items.sort_by(|a, b| key(a).cmp(key(b))),
+        ListOrder::TimeAscending | ListOrder::TimeDescending => {
+            items.sort_by(|a, b| {
+                time_key(time(a)).cmp(&time_key(time(b))).then_with(|| key(a).cmp(key(b)))
+            });
+            if order == ListOrder::TimeDescending {
+                items.reverse();
+            }
+        }
+    }
+    let start = match (last, order) {
+        (None, _) => 0,
+        (Some(last), ListOrder::Key) => items.partition_point(|i| key(i) <= last),
+        (Some(last), _) => {
+            items.iter().position(|i| key(i) == last).map_or(items.len(), |found| found + 1)
+        }
+    };
+    let end = n.map_or(items.len(), |n| start.saturating_add(n).min(items.len()));
+    items.truncate(end);
+    items.drain(..start.min(end));
+    items
+}
+
+fn tag_from(row: &AnyRow) -> Result<TagRecord> {
+    Ok(TagRecord {
+        tag: row.try_get("tag")?,
+        digest: row.try_get("digest")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    /// A repository's creation and update times and how many manifests and tags it has; `None` when it does not
+    /// exist.
+    pub async fn repository_summary(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<RepositorySummary>> {
+        let Some(row) =
+            sqlx::query("SELECT created_at FROM repositories WHERE registry = $1 AND name = $2")
+                .bind(registry)
+                .bind(repository)
+                .fetch_optional(self.pool())
+                .await?
+        else {
+            return Ok(None);
+        };
+        let created_at: String = row.try_get("created_at")?;
+        let mut last_updated = created_at.clone();
+        let mut counts = [0i64; 2];
+        for (slot, sql) in [
+            "SELECT created_at AS at FROM manifests WHERE registry = $1 AND repository = $2",
+            "SELECT updated_at AS at FROM tags WHERE registry = $1 AND repository = $2",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rows =
+                sqlx::query(sql).bind(registry).bind(repository).fetch_all(self.pool()).await?;
+            counts[slot] = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            for row in rows {
+                let at: String = row.try_get("at")?;
+                if time_key(&at) > time_key(&last_updated) {
+                    last_updated = at;
+                }
+            }
+        }
+        Ok(Some(RepositorySummary {
+            created_at,
+            last_updated,
+            manifest_count: counts[0],
+            tag_count: counts[1],
+        }))
+    }
+
+    /// A repository's tags in `order`, optionally only those pointing at `digest`, after `last`, at most `n`.
+    pub async fn tag_records(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: Option<&str>,
+        order: ListOrder,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<Vec<TagRecord>> {
+        let rows = sqlx::query(
+            "SELECT tag, digest, updated_at FROM tags WHERE registry = $1 AND repository = $2",
+        )
+        .bind(registry)
+        .bind(repository)
+        .fetch_all(self.pool())
+        .await?;
+        let mut tags = rows.iter().map(tag_from).collect::<Result<Vec<_>>>()?;
+        if let Some(digest) = digest {
+            tags.retain(|t| t.digest == digest);
+        }
+        Ok(page_in_order(tags, |t| &t.tag, |t| &t.updated_at, order, last, n))
+    }
+
+    pub async fn tag_record(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<TagRecord>> {
+        let row = sqlx::query(
+            "SELECT tag, digest, updated_at FROM tags WHERE registry = $1 AND repository = $2 AND tag = $3",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(tag)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(tag_from).transpose()
+    }
+
+    /// A repository's manifests in `order` (by digest, or by creation time), after `last`, at most `n`.
+    pub async fn manifest_records(
+        &self,
+        registry: &str,
+        repository: &str,
+        order: ListOrder,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<Vec<ManifestRecord>> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests WHERE registry = $1 AND repository = $2"
+        );
+        let rows = sqlx::query(&sql).bind(registry).bind(repository).fetch_all(self.pool()).await?;
+        let manifests = rows.iter().map(manifest_from).collect::<Result<Vec<_>>>()?;
+        Ok(page_in_order(manifests, |m| &m.digest, |m| &m.created_at, order, last, n))
+    }
+
+    /// For each manifest of a repository: the total size of the blobs it references (config and layers) that are
+    /// linked to the repository.
+    pub async fn manifest_blob_sizes(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT r.manifest AS manifest, b.size AS size FROM manifest_references r JOIN repository_blobs b \
+             ON b.registry = r.registry AND b.repository = r.repository AND b.digest = r.target \
+             WHERE r.registry = $1 AND r.repository = $2 AND r.kind = 'blob'",
+        )
+        .bind(registry)
+        .bind(repository)
+        .fetch_all(self.pool())
+        .await?;
+        let mut sizes = std::collections::HashMap::new();
+        for row in rows {
+            let manifest: String = row.try_get("manifest")?;
+            let size: i64 = row.try_get("size")?;
+            *sizes.entry(manifest).or_insert(0i64) += size;
+        }
+        Ok(sizes)
+    }
+
+    /// Delete a repository like [`Db::delete_repository`], reporting the manifests and tags it held, in one
+    /// transaction. `None` when it did not exist.
+    pub async fn delete_repository_reporting(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<DeletedRepository>> {
+        let mut tx = self.pool().begin().await?;
+        let mut listed = Vec::new();
+        for sql in [
+            "SELECT digest AS item FROM manifests WHERE registry = $1 AND repository = $2",
+            "SELECT tag AS item FROM tags WHERE registry = $1 AND repository = $2",
+        ] {
+            let rows = sqlx::query(sql).bind(registry).bind(repository).fetch_all(&mut *tx).await?;
+            let items =
+                rows.iter().map(|r| r.try_get("item")).collect::<Result<Vec<String>, _>>()?;
+            listed.push(page(items, None, None));
+        }
+        for sql in [
+            "DELETE FROM tags WHERE registry = $1 AND repository = $2",
+            "DELETE FROM manifest_references WHERE registry = $1 AND repository = $2",
+            "DELETE FROM manifests WHERE registry = $1 AND repository = $2",
+            "DELETE FROM repository_blobs WHERE registry = $1 AND repository = $2",
+        ] {
+            sqlx::query(sql).bind(registry).bind(repository).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM repositories WHERE registry = $1 AND name = $2")
+            .bind(registry)
+            .bind(repository)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        let tags = listed.pop().unwrap_or_default();
+        let manifests = listed.pop().unwrap_or_default();
+        Ok(Some(DeletedRepository { manifests, tags }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::page;
+
+    #[test]
+    fn times_sort_whatever_their_fraction_digits() {
+        use super::time_key;
+        // As text `05.1Z` sorts after `05.12Z`; as times it comes first.
+        assert!(time_key("2026-01-01T00:00:05.1Z") < time_key("2026-01-01T00:00:05.12Z"));
+        assert!(time_key("2026-01-01T00:00:05Z") < time_key("2026-01-01T00:00:05.000000001Z"));
+        assert_eq!(time_key("t"), "t");
+    }
+
+    #[test]
+    fn pages_in_key_or_time_order() {
+        use super::{page_in_order, ListOrder};
+        let items = vec![
+            ("b", "2026-01-01T00:00:02Z"),
+            ("a", "2026-01-01T00:00:03Z"),
+            ("c", "2026-01-01T00:00:01Z"),
+        ];
+        let keys = |order, last, n| -> Vec<&str> {
+            page_in_order(items.clone(), |i| i.0, |i| i.1, order, last, n)
+                .into_iter()
+                .map(|i| i.0)
+                .collect()
+        };
+        assert_eq!(keys(ListOrder::Key, None, None), ["a", "b", "c"]);
+        assert_eq!(keys(ListOrder::Key, Some("a"), Some(1)), ["b"]);
+        assert_eq!(keys(ListOrder::Key, Some("aa"), None), ["b", "c"]);
+        assert_eq!(keys(ListOrder::TimeAscending, None, Some(2)), ["c", "b"]);
+        assert_eq!(keys(ListOrder::TimeDescending, Some("a"), None), ["b", "c"]);
+        assert_eq!(keys(ListOrder::TimeDescending, Some("gone"), None), Vec::<&str>::new());
+        assert_eq!(keys(ListOrder::Key, Some("c"), Some(5)), Vec::<&str>::new());
+        assert_eq!(keys(ListOrder::Key, None, Some(0)), Vec::<&str>::new());
+    }
 
     #[test]
     fn pages_in_byte_order() {

@@ -366,3 +366,123 @@ async fn registry_metadata_round_trips() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn acr_metadata_queries() {
+    each_backend(|db| async move {
+        let at = |n: u32| format!("2026-01-01T00:00:{n:02}Z");
+        let record = |digest: &str, time: String| ManifestRecord {
+            created_at: time,
+            ..manifest(digest, None, None)
+        };
+        assert_eq!(db.repository_summary("acr", "team/app").await.unwrap(), None);
+        db.link_blob("acr", "team/app", "sha256:l1", 10, &at(1)).await.unwrap();
+        db.link_blob("acr", "team/app", "sha256:l2", 32, &at(1)).await.unwrap();
+        let summary = db.repository_summary("acr", "team/app").await.unwrap().unwrap();
+        assert_eq!((summary.manifest_count, summary.tag_count), (0, 0));
+        assert_eq!(summary.last_updated, summary.created_at);
+
+        let refs = vec![
+            ("sha256:l1".to_string(), ReferenceKind::Blob),
+            ("sha256:l2".to_string(), ReferenceKind::Blob),
+        ];
+        db.put_manifest(&record("sha256:m2", at(2)), &refs, Some("v2")).await.unwrap();
+        // Fractions of seconds sort as times, not as text.
+        db.put_manifest(
+            &record("sha256:m1", "2026-01-01T00:00:03.1Z".into()),
+            &refs[..1],
+            Some("v1"),
+        )
+        .await
+        .unwrap();
+        db.put_manifest(
+            &record("sha256:m3", "2026-01-01T00:00:03.15Z".into()),
+            &[],
+            Some("a-latest"),
+        )
+        .await
+        .unwrap();
+        db.put_manifest(&record("sha256:m1", at(4)), &refs[..1], Some("also-m1")).await.unwrap();
+
+        let summary = db.repository_summary("acr", "team/app").await.unwrap().unwrap();
+        assert_eq!((summary.manifest_count, summary.tag_count), (3, 4));
+        assert_eq!(summary.created_at, at(1));
+        assert_eq!(summary.last_updated, at(4));
+
+        let names = |tags: Vec<TagRecord>| tags.into_iter().map(|t| t.tag).collect::<Vec<_>>();
+        let all =
+            db.tag_records("acr", "team/app", None, ListOrder::Key, None, None).await.unwrap();
+        assert_eq!(names(all.clone()), ["a-latest", "also-m1", "v1", "v2"]);
+        assert_eq!(
+            all[1],
+            TagRecord { tag: "also-m1".into(), digest: "sha256:m1".into(), updated_at: at(4) }
+        );
+        let newest_first = db
+            .tag_records("acr", "team/app", None, ListOrder::TimeDescending, None, Some(2))
+            .await
+            .unwrap();
+        assert_eq!(names(newest_first), ["also-m1", "a-latest"]);
+        let next = db
+            .tag_records(
+                "acr",
+                "team/app",
+                None,
+                ListOrder::TimeDescending,
+                Some("a-latest"),
+                Some(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(names(next), ["v1", "v2"]);
+        let oldest_first = db
+            .tag_records("acr", "team/app", None, ListOrder::TimeAscending, None, None)
+            .await
+            .unwrap();
+        assert_eq!(names(oldest_first), ["v2", "v1", "a-latest", "also-m1"]);
+        let of_m1 = db
+            .tag_records("acr", "team/app", Some("sha256:m1"), ListOrder::Key, Some("a"), None)
+            .await
+            .unwrap();
+        assert_eq!(names(of_m1), ["also-m1", "v1"]);
+        assert_eq!(
+            db.tag_record("acr", "team/app", "v2").await.unwrap().map(|t| t.digest),
+            Some("sha256:m2".to_string())
+        );
+        assert_eq!(db.tag_record("acr", "team/app", "nope").await.unwrap(), None);
+        assert_eq!(db.tag_record("acr", "other", "v2").await.unwrap(), None);
+
+        let digests = |m: Vec<ManifestRecord>| m.into_iter().map(|m| m.digest).collect::<Vec<_>>();
+        let by_digest =
+            db.manifest_records("acr", "team/app", ListOrder::Key, None, None).await.unwrap();
+        assert_eq!(digests(by_digest), ["sha256:m1", "sha256:m2", "sha256:m3"]);
+        let paged = db
+            .manifest_records("acr", "team/app", ListOrder::Key, Some("sha256:m1"), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(digests(paged), ["sha256:m2"]);
+        let newest = db
+            .manifest_records("acr", "team/app", ListOrder::TimeDescending, None, None)
+            .await
+            .unwrap();
+        assert_eq!(digests(newest), ["sha256:m3", "sha256:m1", "sha256:m2"]);
+
+        let sizes = db.manifest_blob_sizes("acr", "team/app").await.unwrap();
+        assert_eq!(sizes.get("sha256:m2"), Some(&42));
+        assert_eq!(sizes.get("sha256:m1"), Some(&10));
+        assert_eq!(sizes.get("sha256:m3"), None);
+
+        db.link_blob("acr", "keep", "sha256:l1", 10, &at(1)).await.unwrap();
+        let deleted = db.delete_repository_reporting("acr", "team/app").await.unwrap().unwrap();
+        assert_eq!(deleted.manifests, ["sha256:m1", "sha256:m2", "sha256:m3"]);
+        assert_eq!(deleted.tags, ["a-latest", "also-m1", "v1", "v2"]);
+        assert_eq!(db.delete_repository_reporting("acr", "team/app").await.unwrap(), None);
+        assert_eq!(db.repository_summary("acr", "team/app").await.unwrap(), None);
+        assert!(db
+            .tag_records("acr", "team/app", None, ListOrder::Key, None, None)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(db.repository_exists("acr", "keep").await.unwrap(), "other repositories stay");
+    })
+    .await;
+}

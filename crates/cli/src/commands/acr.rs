@@ -115,7 +115,7 @@ pub async fn delete(args: AcrDeleteArgs, context: &Context<'_>) -> Result<()> {
 
 /// The registry's URL; without `-g` the group is found through the subscription's resource list,
 /// matching the name case-insensitively, as az does.
-async fn registry_url(
+pub(super) async fn registry_url(
     session: &Session,
     args: &AcrNameArgs,
     context: &Context<'_>,

@@ -3,6 +3,7 @@
 
 mod account;
 mod acr;
+mod acr_data;
 mod ad;
 mod group;
 mod serve;
@@ -13,7 +14,8 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::args::{
-    AccountCommand, AcrCommand, AdCommand, Command, GlobalArgs, GroupCommand, SpCommand,
+    AccountCommand, AcrCommand, AcrManifestCommand, AcrRepositoryCommand, AdCommand, Command,
+    GlobalArgs, GroupCommand, SpCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -71,6 +73,25 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
             AcrCommand::List(args) => acr::list(args, context).await.map(Some),
             AcrCommand::Update(args) => acr::update(args, context).await.map(Some),
             AcrCommand::Delete(args) => acr::delete(args, context).await.map(|()| None),
+            AcrCommand::Login(args) => acr_data::acr_login(args, context).await,
+            AcrCommand::Repository { command } => match command {
+                AcrRepositoryCommand::List(args) => {
+                    acr_data::repository_list(args, context).await.map(Some)
+                }
+                AcrRepositoryCommand::ShowTags(args) => {
+                    acr_data::repository_show_tags(args, context).await.map(Some)
+                }
+                AcrRepositoryCommand::Show(args) => {
+                    acr_data::repository_show(args, context).await.map(Some)
+                }
+                AcrRepositoryCommand::Delete(args) => {
+                    acr_data::repository_delete(args, context).await
+                }
+            },
+            AcrCommand::Manifest { command: AcrManifestCommand::ListMetadata(args) } => {
+                acr_data::manifest_list_metadata(args, context).await.map(Some)
+            }
+            AcrCommand::Gc(args) => acr_data::gc(args, context).await.map(Some),
         },
         Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
             ad::create_for_rbac(args, context).await.map(Some)

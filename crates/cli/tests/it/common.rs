@@ -96,16 +96,29 @@ impl Harness {
 }
 
 pub async fn run_berth(config_dir: &Path, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+    run_berth_with_env(config_dir, args, &[]).await
+}
+
+/// [`run_berth`] with environment variables set (`Some`) or removed (`None`).
+pub async fn run_berth_with_env(
+    config_dir: &Path,
+    args: &[&str],
+    env: &[(&str, Option<&Path>)],
+) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .args(args)
         .env("BERTH_CONFIG_DIR", config_dir)
         .env_remove("REQUESTS_CA_BUNDLE")
         .env_remove("SSL_CERT_FILE")
         .env_remove("BERTH_SERVER")
         .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("berth runs");
-    Run::from(output)
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    Run::from(command.output().await.expect("berth runs"))
 }

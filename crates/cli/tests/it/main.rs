@@ -5,7 +5,9 @@ mod common;
 
 mod account;
 mod acr;
+mod acr_data;
 mod ad;
+mod crash;
 mod errors;
 mod group;
 mod serve;

@@ -1,5 +1,6 @@
 //! The HTTP surfaces of one berth process, routed by path, and the middleware every request passes through.
 
+mod acr;
 mod arm;
 mod graph;
 mod idp;
@@ -46,6 +47,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2", any(v2::dispatch))
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*rest}", any(v2::dispatch))
+        .route("/acr/v1/{*rest}", any(acr::dispatch))
+        .route("/{tenant}/acr/v1/{*rest}", any(acr::dispatch))
         .route("/{tenant}/v2", any(v2::registry_base))
         .route("/{tenant}/v2/", any(v2::registry_base))
         .fallback(not_found)

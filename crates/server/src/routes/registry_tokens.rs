@@ -94,6 +94,27 @@ async fn service_registry(state: &AppState, service: Option<&str>) -> ApiResult<
     }
 }
 
+/// In path mode a client that pinged `/v2/` names the bare server host as `service`; then the registry is the one
+/// every repository scope names (its first segment), so a refresh token minted for that registry is accepted.
+async fn registry_of_scopes(
+    state: &AppState,
+    registry: Option<Registry>,
+    scopes: &[Scope],
+) -> ApiResult<Option<Registry>> {
+    if registry.is_some() || state.registry_domain.is_some() {
+        return Ok(registry);
+    }
+    let mut names = scopes
+        .iter()
+        .filter(|s| s.resource_type == "repository")
+        .filter_map(|s| crate::registry_auth::split_path_mode_name(&s.name).map(|(r, _)| r));
+    let Some(first) = names.next() else { return Ok(None) };
+    if names.any(|n| !n.eq_ignore_ascii_case(first)) {
+        return Ok(None);
+    }
+    find_registry(state, first).await
+}
+
 /// `POST /oauth2/exchange`: an Entra access token from berth's identity provider becomes a registry refresh token.
 pub async fn exchange(
     State(state): State<Arc<AppState>>,
@@ -227,8 +248,9 @@ pub async fn token_get(
 ) -> ApiResult<Response> {
     let params = pairs(query.as_deref().unwrap_or_default())?;
     let service = first(&params, "service");
-    let registry = service_registry(&state, service).await?;
     let scopes = scopes(&params)?;
+    let registry =
+        registry_of_scopes(&state, service_registry(&state, service).await?, &scopes).await?;
     let principal = match basic(&headers)? {
         Some((user, pass)) => {
             Some(principal_from_password(&state, registry.as_ref(), &user, &pass).await?)
@@ -247,8 +269,9 @@ pub async fn token_post(
 ) -> ApiResult<Response> {
     let form = form_pairs(&headers, body).await?;
     let service = first(&form, "service");
-    let registry = service_registry(&state, service).await?;
     let scopes = scopes(&form)?;
+    let registry =
+        registry_of_scopes(&state, service_registry(&state, service).await?, &scopes).await?;
     match first(&form, "grant_type") {
         Some("refresh_token") => {
             let token = first(&form, "refresh_token").unwrap_or_default();

@@ -1,8 +1,10 @@
 //! Integration tests of the server: a real berth on 127.0.0.1:0 over HTTPS, on every metadata backend.
 
+mod acr_metadata;
 mod common;
 mod control_plane;
 mod identity_provider;
 mod lifecycle;
+mod real_clients;
 mod registry;
 mod registry_tokens;

@@ -331,7 +331,10 @@ async fn route(state: &AppState, request: Request) -> ApiResult<Response> {
                 Method::DELETE => DataAction::Delete,
                 ref other => return Err(unsupported_method(other)),
             };
-            let target = target(state, &parts, &name, action).await?;
+            let target = match target(state, &parts, &name, action).await {
+                Ok(target) => target,
+                Err(error) => return Err(drained(error, body).await),
+            };
             match method {
                 Method::PUT => {
                     manifests::put(state, &target, &reference, &parts.headers, body).await
@@ -353,15 +356,24 @@ async fn route(state: &AppState, request: Request) -> ApiResult<Response> {
             }
         }
         Endpoint::UploadStart { name } if method == Method::POST => {
-            let target = target(state, &parts, &name, DataAction::Push).await?;
+            let target = match target(state, &parts, &name, DataAction::Push).await {
+                Ok(target) => target,
+                Err(error) => return Err(drained(error, body).await),
+            };
             uploads::start(state, &target, &query, body).await
         }
         Endpoint::Upload { name, id } => {
             if !matches!(method, Method::GET | Method::PATCH | Method::PUT | Method::DELETE) {
                 return Err(unsupported_method(&method));
             }
-            let target = target(state, &parts, &name, DataAction::Push).await?;
-            let upload = uploads::find(state, &target, &id).await?;
+            let found = match target(state, &parts, &name, DataAction::Push).await {
+                Ok(target) => uploads::find(state, &target, &id).await.map(|u| (target, u)),
+                Err(error) => Err(error),
+            };
+            let (target, upload) = match found {
+                Ok(found) => found,
+                Err(error) => return Err(drained(error, body).await),
+            };
             match method {
                 Method::GET => uploads::status(state, &target, &upload).await,
                 Method::PATCH => {
@@ -375,6 +387,24 @@ async fn route(state: &AppState, request: Request) -> ApiResult<Response> {
         }
         _ => Err(unsupported_method(&method)),
     }
+}
+
+/// An error before a request's body was read: read and drop up to 64 MiB of the body first (for at most 10 s), so a
+/// client still sending it reads the answer instead of a reset connection (RFC 9112 section 9.6).
+async fn drained(error: ApiError, body: Body) -> ApiError {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut left: usize = 64 << 20;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            if chunk.len() >= left {
+                break;
+            }
+            left -= chunk.len();
+        }
+    })
+    .await;
+    error
 }
 
 fn no_registry_host() -> ApiError {
@@ -582,6 +612,25 @@ async fn authorize(
         return Err(challenge(AUTHENTICATION_REQUIRED.to_string()));
     }
     Ok(granted)
+}
+
+/// Authorization for ACR's metadata API (`routes/acr.rs`): the same credentials, token checks and 401 challenges
+/// as `/v2`, for `action` on the repository `full_name` (as in token scopes), or on the registry's catalog when
+/// `full_name` is `None`. Returns the registry once the caller is authorized and it exists.
+pub(crate) async fn authorize_metadata(
+    state: &AppState,
+    headers: &HeaderMap,
+    registry_name: &str,
+    full_name: Option<&str>,
+    action: DataAction,
+) -> ApiResult<Registry> {
+    let registry = find_registry(state, registry_name).await?;
+    let need = match full_name {
+        Some(name) => Need { resource_type: "repository", name, action },
+        None => Need { resource_type: "registry", name: "catalog", action: DataAction::Catalog },
+    };
+    authorize(state, headers, registry_name, registry.as_ref(), &need).await?;
+    registry.ok_or_else(|| unknown_registry(registry_name))
 }
 
 /// `GET /v2/` (and `/<registry>/v2/`): 200 `{}` for valid credentials, else a challenge without a scope.
