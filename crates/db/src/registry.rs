@@ -122,6 +122,34 @@ impl Db {
         Ok(())
     }
 
+    /// The end of an upload: link its blob to the repository and drop the upload's record, in one transaction.
+    pub async fn finish_upload(
+        &self,
+        upload_id: &str,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        size: i64,
+        now: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        ensure_repository(&mut tx, registry, repository, now).await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (registry, repository, digest, size, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (registry, repository, digest) DO NOTHING",
+        )
+        .bind(registry)
+        .bind(repository)
+        .bind(digest)
+        .bind(size)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(upload_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The size of a blob if it is linked to the repository.
     pub async fn linked_blob(
         &self,

@@ -35,7 +35,7 @@
 //! - **Upload = hash and write in parallel.** [`BlobStore::append`] batches incoming `Bytes` (no copy; about
 //!   512 KiB per batch) and hands each batch to two blocking workers: one `writev`s it to the upload file, one
 //!   updates the sha256 state. The slower of the two sets the pace, instead of their sum, so an upload runs at
-//!   90–97 % of the hashing ceiling. Queues are bounded (4 batches per worker), so memory per upload is a few
+//!   90–97 % of the hashing ceiling. Queues are bounded (2 batches of 256 KiB per worker), so memory per upload is a few
 //!   MiB whatever the blob size; repeated 512 MiB uploads leave RSS flat.
 //! - **Appends return before the hash is done.** An append answers once its bytes are written; the hash of its
 //!   last few batches finishes in the background (`HashState::Pending`) while the client sends the next chunk,
@@ -386,6 +386,38 @@ impl BlobStore {
         let result = match &self.inner.backend {
             Backend::Local(local) => local.commit(guard, id, expected, sync).await,
             Backend::Object(object) => object.commit(guard, id, expected).await,
+        };
+        if matches!(
+            result,
+            Ok(_) | Err(StorageError::DigestMismatch { .. } | StorageError::UploadUnknown(_))
+        ) {
+            self.inner.sessions.forget(id);
+        }
+        result
+    }
+
+    /// Appends `chunk` (a final chunk already in memory) at `offset` and commits as [`BlobStore::commit`] does, in
+    /// one step where the backend allows it. Same errors as `append` followed by `commit`.
+    pub async fn append_and_commit(
+        &self,
+        id: &UploadId,
+        offset: Option<u64>,
+        chunk: Bytes,
+        expected: &Digest,
+    ) -> Result<u64> {
+        let result = match &self.inner.backend {
+            Backend::Local(local) => {
+                let guard = self.inner.sessions.lock(id).await;
+                let sync = self.inner.options.sync_on_commit;
+                local.append_and_commit(guard, id, offset, chunk, expected, sync).await
+            }
+            Backend::Object(_) => {
+                let body = futures::stream::once(async move { Ok::<_, std::io::Error>(chunk) });
+                match self.append(id, offset, body).await {
+                    Ok(_) => return self.commit(id, expected).await,
+                    Err(error) => Err(error),
+                }
+            }
         };
         if matches!(
             result,

@@ -333,6 +333,60 @@ async fn small_blobs_and_empty_blob(harness: Harness) {
     assert_eq!(listed, expected);
 }
 
+/// A final chunk held in memory, appended and committed in one step: fresh, after earlier chunks, after a
+/// restart (hash state lost), with a wrong offset and with a wrong digest.
+async fn append_and_commit_final_chunk(harness: Harness) {
+    let store = harness.open().await;
+    let data = pattern(300_000, 7);
+    let digest = Digest::sha256_of(&data);
+
+    let id = store.create_upload().await.unwrap();
+    let size = store.append_and_commit(&id, Some(0), Bytes::from(data.clone()), &digest).await;
+    assert_eq!(size.unwrap(), data.len() as u64);
+    assert_eq!(read_all(&store, &digest, None).await, data);
+    assert!(matches!(store.upload_status(&id).await, Err(StorageError::UploadUnknown(_))));
+
+    // Earlier chunks streamed, the last one in memory; then the same after a restart.
+    let other = pattern(200_000, 9);
+    let other_digest = Digest::sha256_of(&other);
+    for restart in [false, true] {
+        let mut store = harness.open().await;
+        let id = store.create_upload().await.unwrap();
+        store.append(&id, Some(0), body(&[&other[..150_000]])).await.unwrap();
+        if restart {
+            store = harness.open().await;
+        }
+        let wrong = store
+            .append_and_commit(
+                &id,
+                Some(3),
+                Bytes::copy_from_slice(&other[150_000..]),
+                &other_digest,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(wrong, StorageError::OffsetMismatch { current: 150_000, .. }),
+            "{wrong:?}"
+        );
+        let size = store
+            .append_and_commit(&id, None, Bytes::copy_from_slice(&other[150_000..]), &other_digest)
+            .await
+            .unwrap();
+        assert_eq!(size, other.len() as u64);
+        assert_eq!(read_all(&store, &other_digest, None).await, other);
+    }
+
+    // A wrong digest publishes nothing and discards the upload.
+    let id = store.create_upload().await.unwrap();
+    let claimed = Digest::sha256_of(b"not these bytes");
+    let error = store.append_and_commit(&id, Some(0), Bytes::from_static(b"bytes"), &claimed).await;
+    assert!(matches!(error, Err(StorageError::DigestMismatch { .. })), "{error:?}");
+    assert_eq!(store.stat(&claimed).await.unwrap(), None);
+    assert_eq!(store.stat(&Digest::sha256_of(b"bytes")).await.unwrap(), None);
+    assert!(matches!(store.upload_status(&id).await, Err(StorageError::UploadUnknown(_))));
+}
+
 macro_rules! conformance {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -377,6 +431,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dropped_append_does_not_corrupt() {
                 super::dropped_append_does_not_corrupt(Harness::new($kind)).await;
+            }
+            #[tokio::test]
+            async fn append_and_commit_final_chunk() {
+                super::append_and_commit_final_chunk(Harness::new($kind)).await;
             }
             #[tokio::test]
             async fn small_blobs_and_empty_blob() {
