@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use berth_arm::ResourceId;
-use berth_authz::{decide, ActionKind, Assignment, BuiltinCatalog, Decision, Request};
+use berth_authz::{decide, ActionKind, Assignment, BuiltinCatalog, Condition, Decision, Request};
 use berth_db::Db;
 
 use crate::error::ApiError;
@@ -40,11 +40,19 @@ impl Authorizer for StoreAuthorizer {
             .into_iter()
             .filter_map(|r| {
                 let scope = ResourceId::parse(&r.scope).ok()?;
+                // A stored condition that no longer parses makes its assignment grant nothing (fail closed).
+                let condition = match r.condition.as_deref().filter(|c| !c.trim().is_empty()) {
+                    Some(text) => Some(std::sync::Arc::new(
+                        Condition::parse_versioned(text, r.condition_version.as_deref()).ok()?,
+                    )),
+                    None => None,
+                };
                 Some(Assignment {
                     id: r.id,
                     principal_id: r.principal_id,
                     role_definition_id: r.role_definition_id,
                     scope,
+                    condition,
                 })
             })
             .collect();
