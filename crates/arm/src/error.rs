@@ -30,6 +30,9 @@ pub enum ArmErrorCode {
     MethodNotAllowed,
     BadRequest,
     InvalidResourceGroupLocation,
+    InvalidResourceLocation,
+    FailedIdentityOperation,
+    LinkedAuthorizationFailed,
     InternalServerError,
 }
 
@@ -61,6 +64,9 @@ impl ArmErrorCode {
             MethodNotAllowed => "MethodNotAllowed",
             BadRequest => "BadRequest",
             InvalidResourceGroupLocation => "InvalidResourceGroupLocation",
+            InvalidResourceLocation => "InvalidResourceLocation",
+            FailedIdentityOperation => "FailedIdentityOperation",
+            LinkedAuthorizationFailed => "LinkedAuthorizationFailed",
             InternalServerError => "InternalServerError",
         }
     }
@@ -73,14 +79,16 @@ impl ArmErrorCode {
             | InvalidAuthenticationToken
             | InvalidAuthenticationTokenAudience
             | ExpiredAuthenticationToken => 401,
-            AuthorizationFailed => 403,
+            AuthorizationFailed | LinkedAuthorizationFailed => 403,
             SubscriptionNotFound
             | ResourceGroupNotFound
             | ResourceNotFound
             | ParentResourceNotFound => 404,
-            AlreadyExists | RegistryNameNotAvailable | Conflict | InvalidResourceGroupLocation => {
-                409
-            }
+            AlreadyExists
+            | RegistryNameNotAvailable
+            | Conflict
+            | InvalidResourceGroupLocation
+            | InvalidResourceLocation => 409,
             RequestEntityTooLarge => 413,
             UnsupportedMediaType => 415,
             MethodNotAllowed => 405,
@@ -92,6 +100,7 @@ impl ArmErrorCode {
             | InvalidRequestFormat
             | MissingApiVersionParameter
             | LocationRequired
+            | FailedIdentityOperation
             | BadRequest => 400,
         }
     }

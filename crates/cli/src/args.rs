@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod identity;
+pub use identity::*;
+
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, propagate_version = true, max_term_width = 100)]
@@ -81,6 +84,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdCommand,
     },
+    /// Manage managed identities (user-assigned) and their federated credentials.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
 }
 
 /// `berth serve`: each flag can also come from a `BERTH_*` environment variable.
@@ -113,6 +121,33 @@ pub struct ServeArgs {
     /// The URL clients use to reach this server (default: derived from the listen address).
     #[arg(long, env = "BERTH_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Trust an external OIDC issuer for workload identity federation: its JWKS from a file or an http:// URL on
+    /// loopback, read at start. Repeatable; comma-separated in the environment variable.
+    #[arg(long, env = "BERTH_FEDERATION_JWKS", value_name = "ISSUER=PATH_OR_URL", value_delimiter = ',',
+          value_parser = parse_federation_jwks)]
+    pub federation_jwks: Vec<(String, String)>,
+    /// How often the background garbage collector runs (`90s`, `1h`, `2d`; `0` turns it off).
+    #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "DURATION", default_value = "1h",
+          value_parser = parse_duration)]
+    pub gc_interval: std::time::Duration,
+    /// How long an unreferenced blob or upload is kept before garbage collection may remove it.
+    #[arg(long, env = "BERTH_GC_GRACE_PERIOD", value_name = "DURATION", default_value = "1h",
+          value_parser = parse_duration)]
+    pub gc_grace_period: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    berth_server::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// `ISSUER=SOURCE`, split at the first `=` (issuers are URLs without `=`).
+fn parse_federation_jwks(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((issuer, source)) if !issuer.trim().is_empty() && !source.trim().is_empty() => {
+            Ok((issuer.trim().to_owned(), source.trim().to_owned()))
+        }
+        _ => Err(format!("'{text}' is not ISSUER=PATH_OR_URL")),
+    }
 }
 
 /// `berth login --server URL --service-principal -u ID -p SECRET --tenant T`.
@@ -248,6 +283,11 @@ pub enum AcrCommand {
     },
     /// Delete what no tag or manifest reaches any more (untagged manifests, unreferenced blobs).
     Gc(AcrGcArgs),
+    /// Manage the managed identities of a container registry.
+    Identity {
+        #[command(subcommand)]
+        command: AcrIdentityCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +410,9 @@ pub struct AcrGcArgs {
     /// Report what would be deleted without deleting it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also delete manifests that no tag, index or present subject refers to.
+    #[arg(long)]
+    pub untagged: bool,
 }
 
 /// The SKUs of a container registry.
@@ -413,6 +456,8 @@ pub struct AcrCreateArgs {
     pub allow_anonymous_pull: Option<bool>,
     #[command(flatten)]
     pub tags: TagsArg,
+    #[command(flatten)]
+    pub identity: AssignIdentityArg,
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +493,8 @@ pub struct AcrUpdateArgs {
     pub admin_enabled: Option<bool>,
     #[command(flatten)]
     pub tags: TagsArg,
+    #[command(flatten)]
+    pub identity: AssignIdentityArg,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,13 @@
 //!
 //! Every multi-row change runs in one transaction, so a crash never leaves half a record behind.
 
+mod gc;
+mod identities;
 mod models;
 mod queries;
 mod registry;
+pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
+pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
 pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
 #[doc(hidden)]

@@ -6,7 +6,7 @@ use sqlx::Row;
 use crate::models::*;
 use crate::{map_unique, Db, DbError, Result};
 
-fn principal_from(row: &AnyRow) -> Result<Principal> {
+pub(crate) fn principal_from(row: &AnyRow) -> Result<Principal> {
     let kind: String = row.try_get("kind")?;
     Ok(Principal {
         id: row.try_get("id")?,
@@ -74,7 +74,7 @@ fn below(key: &str) -> String {
     format!("{}/%", key.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
-const PRINCIPAL_COLUMNS: &str =
+pub(crate) const PRINCIPAL_COLUMNS: &str =
     "id, tenant_id, app_id, kind, display_name, resource_id, application_object_id, created_at";
 const RESOURCE_COLUMNS: &str =
     "id, subscription_id, group_key, type_key, name, unique_name, body, created_at, updated_at";
@@ -582,7 +582,7 @@ async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignmentRecord) -> Result<
     Ok(())
 }
 
-async fn put_resource_in(tx: &mut Tx<'_>, r: &ResourceRecord) -> Result<bool> {
+pub(crate) async fn put_resource_in(tx: &mut Tx<'_>, r: &ResourceRecord) -> Result<bool> {
     let key = r.key();
     let existing = sqlx::query("SELECT key FROM resources WHERE key = $1")
         .bind(&key)

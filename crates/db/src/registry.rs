@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::gc::BlobLink;
 use crate::{Db, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub enum ReferenceKind {
 }
 
 impl ReferenceKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReferenceKind::Blob => "blob",
             ReferenceKind::Manifest => "manifest",
@@ -80,7 +81,7 @@ fn page(mut items: Vec<String>, last: Option<&str>, n: Option<usize>) -> Vec<Str
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-async fn ensure_repository(
+pub(crate) async fn ensure_repository(
     tx: &mut Tx<'_>,
     registry: &str,
     repository: &str,
@@ -95,8 +96,63 @@ async fn ensure_repository(
     Ok(())
 }
 
+/// The records of a manifest put (repository, manifest, references, tag) inside the caller's transaction.
+pub(crate) async fn insert_manifest_records(
+    tx: &mut Tx<'_>,
+    manifest: &ManifestRecord,
+    references: &[(String, ReferenceKind)],
+    tag: Option<&str>,
+) -> Result<()> {
+    let (registry, repository) = (&manifest.registry, &manifest.repository);
+    ensure_repository(tx, registry, repository, &manifest.created_at).await?;
+    let sql = format!(
+        "INSERT INTO manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (registry, repository, digest) DO NOTHING"
+    );
+    sqlx::query(&sql)
+        .bind(registry)
+        .bind(repository)
+        .bind(&manifest.digest)
+        .bind(&manifest.media_type)
+        .bind(manifest.size)
+        .bind(&manifest.artifact_type)
+        .bind(&manifest.subject)
+        .bind(&manifest.annotations)
+        .bind(&manifest.created_at)
+        .execute(&mut **tx)
+        .await?;
+    for (target, kind) in references {
+        sqlx::query(
+                "INSERT INTO manifest_references (registry, repository, manifest, target, kind) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (registry, repository, manifest, target) DO NOTHING",
+            )
+            .bind(registry)
+            .bind(repository)
+            .bind(&manifest.digest)
+            .bind(target)
+            .bind(kind.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(tag) = tag {
+        sqlx::query(
+                "INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(registry)
+            .bind(repository)
+            .bind(tag)
+            .bind(&manifest.digest)
+            .bind(&manifest.created_at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Db {
-    /// Make a blob readable through a repository (after an upload or a mount), creating the repository.
+    /// Make a blob readable through a repository (after an upload or a mount), creating the repository. The blob's
+    /// row in `blobs` is inserted or refreshed in the same transaction (see `gc.rs`).
     pub async fn link_blob(
         &self,
         registry: &str,
@@ -105,21 +161,12 @@ impl Db {
         size: i64,
         now: &str,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
-        ensure_repository(&mut tx, registry, repository, now).await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (registry, repository, digest, size, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (registry, repository, digest) DO NOTHING",
-        )
-        .bind(registry)
-        .bind(repository)
-        .bind(digest)
-        .bind(size)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let link = BlobLink { registry, repository, digest, size, now };
+        let nothing = std::future::ready(Ok::<(), std::convert::Infallible>(()));
+        match self.link_blob_publishing(&link, None, nothing).await? {
+            Ok(()) => Ok(()),
+            Err(never) => match never {},
+        }
     }
 
     /// The end of an upload: link its blob to the repository and drop the upload's record, in one transaction.
@@ -132,22 +179,12 @@ impl Db {
         size: i64,
         now: &str,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
-        ensure_repository(&mut tx, registry, repository, now).await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (registry, repository, digest, size, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (registry, repository, digest) DO NOTHING",
-        )
-        .bind(registry)
-        .bind(repository)
-        .bind(digest)
-        .bind(size)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(upload_id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let link = BlobLink { registry, repository, digest, size, now };
+        let nothing = std::future::ready(Ok::<(), std::convert::Infallible>(()));
+        match self.link_blob_publishing(&link, Some(upload_id), nothing).await? {
+            Ok(()) => Ok(()),
+            Err(never) => match never {},
+        }
     }
 
     /// The size of a blob if it is linked to the repository.
@@ -187,60 +224,15 @@ impl Db {
     }
 
     /// Store a manifest, what it references and optionally a tag pointing at it, in one transaction. Storing the
-    /// same manifest again is a no-op apart from the tag.
+    /// same manifest again is a no-op apart from the tag. [`Db::store_manifest`] also checks the references and
+    /// writes the bytes.
     pub async fn put_manifest(
         &self,
         manifest: &ManifestRecord,
         references: &[(String, ReferenceKind)],
         tag: Option<&str>,
     ) -> Result<()> {
-        let (registry, repository) = (&manifest.registry, &manifest.repository);
-        let mut tx = self.pool().begin().await?;
-        ensure_repository(&mut tx, registry, repository, &manifest.created_at).await?;
-        let sql = format!(
-            "INSERT INTO manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (registry, repository, digest) DO NOTHING"
-        );
-        sqlx::query(&sql)
-            .bind(registry)
-            .bind(repository)
-            .bind(&manifest.digest)
-            .bind(&manifest.media_type)
-            .bind(manifest.size)
-            .bind(&manifest.artifact_type)
-            .bind(&manifest.subject)
-            .bind(&manifest.annotations)
-            .bind(&manifest.created_at)
-            .execute(&mut *tx)
-            .await?;
-        for (target, kind) in references {
-            sqlx::query(
-                "INSERT INTO manifest_references (registry, repository, manifest, target, kind) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (registry, repository, manifest, target) DO NOTHING",
-            )
-            .bind(registry)
-            .bind(repository)
-            .bind(&manifest.digest)
-            .bind(target)
-            .bind(kind.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(tag) = tag {
-            sqlx::query(
-                "INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(registry)
-            .bind(repository)
-            .bind(tag)
-            .bind(&manifest.digest)
-            .bind(&manifest.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.store_manifest_records(manifest, references, tag).await
     }
 
     pub async fn get_manifest(
@@ -402,6 +394,8 @@ impl Db {
         digest: &str,
     ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
+        // Waits for a put of the same manifest (which holds the digest's row) so its tags go too.
+        crate::gc::lock_digest(&mut tx, digest).await?;
         for sql in [
             "DELETE FROM tags WHERE registry = $1 AND repository = $2 AND digest = $3",
             "DELETE FROM manifest_references WHERE registry = $1 AND repository = $2 AND manifest = $3",

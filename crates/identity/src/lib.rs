@@ -8,12 +8,14 @@
 //! - [`secret`]: client secrets (Azure style), argon2id hashing, random opaque tokens.
 //! - [`keys`]: RSA signing keys, the [`KeyRing`] (rotation, JWKS, RS256 sign and verify).
 //! - [`claims`]: claim sets of the tokens berth issues, and audience normalization.
+//! - [`federation`]: external OIDC tokens presented as federated client assertions (JWKS, RS256/ES256).
 //!
 //! **Architecture Invariant:** no IO, no clock. Every time-dependent check takes `now` as an
 //! argument so callers (and tests) control time.
 
 pub mod claims;
 mod error;
+pub mod federation;
 mod jwt;
 pub mod keys;
 pub mod secret;

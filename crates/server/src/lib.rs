@@ -8,14 +8,16 @@ pub mod authorize;
 pub mod bootstrap;
 mod config;
 pub mod error;
+pub mod federation;
 mod fsutil;
+pub mod gc;
 pub mod registry_auth;
 mod routes;
 pub mod state;
 pub mod time;
 mod tls;
 
-pub use config::Config;
+pub use config::{parse_duration, Config, DEFAULT_GC_GRACE_PERIOD, DEFAULT_GC_INTERVAL};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,12 +51,18 @@ pub struct Server {
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<()>>,
+    /// The background garbage collector, when `gc_interval` is not zero.
+    gc_task: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Stop accepting, let in-flight requests finish, close the store.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(true);
+        // The collector stops between two deletions; it finishes before the store closes.
+        if let Some(gc_task) = self.gc_task {
+            gc_task.await.context("garbage collector panicked")?;
+        }
         self.task.await.context("server task panicked")?
     }
 
@@ -119,21 +127,32 @@ pub async fn start(config: Config) -> Result<Server> {
         .await
         .with_context(|| format!("opening the blob store at {blob_location}"))?;
     let authorizer = Arc::new(StoreAuthorizer { db: db.clone() });
-    let state = Arc::new(
-        AppState::new(
-            db.clone(),
-            blobs,
-            boot.tenant_id,
-            endpoint.clone(),
-            config.registry_domain.clone(),
-            authorizer,
-        )
-        .await?,
-    );
+    let mut state = AppState::new(
+        db.clone(),
+        blobs,
+        boot.tenant_id,
+        endpoint.clone(),
+        config.registry_domain.clone(),
+        authorizer,
+    )
+    .await?;
+    state.federation = federation::FederatedIssuers::load(&config.federation_jwks)
+        .await
+        .context("loading --federation-jwks")?;
+    state.gc_grace_period = config.gc_grace_period;
+    let state = Arc::new(state);
 
     let app = routes::router(state.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server_config));
+    let gc_task = (!config.gc_interval.is_zero()).then(|| {
+        gc::spawn_background(
+            state.clone(),
+            config.gc_interval,
+            config.gc_grace_period,
+            shutdown_rx.clone(),
+        )
+    });
     let task = tokio::spawn(serve(listener, app, acceptor, shutdown_rx, db));
     tracing::info!(%endpoint, data_dir = %data_dir.display(), "berth is serving");
     Ok(Server {
@@ -144,6 +163,7 @@ pub async fn start(config: Config) -> Result<Server> {
         state,
         shutdown: shutdown_tx,
         task,
+        gc_task,
     })
 }
 

@@ -9,6 +9,7 @@ use berth_storage::BlobStore;
 
 use crate::authorize::Authorizer;
 use crate::bootstrap::to_signing_keys;
+use crate::federation::FederatedIssuers;
 use crate::routes::v2::V2Caches;
 
 /// Audiences that name the control plane (ARM), besides the server's own URL.
@@ -37,6 +38,10 @@ pub struct AppState {
     pub token_lifetime_secs: i64,
     /// Lifetime of registry access tokens, in seconds (ACR's 75 minutes by default).
     pub registry_token_lifetime_secs: i64,
+    /// External OIDC issuers trusted for workload identity federation (none unless configured).
+    pub federation: FederatedIssuers,
+    /// How old unreferenced content must be before garbage collection removes it (`--gc-grace-period`).
+    pub gc_grace_period: std::time::Duration,
 }
 
 impl AppState {
@@ -63,6 +68,8 @@ impl AppState {
             authorizer,
             token_lifetime_secs: 3599,
             registry_token_lifetime_secs: 75 * 60,
+            federation: FederatedIssuers::default(),
+            gc_grace_period: crate::config::DEFAULT_GC_GRACE_PERIOD,
         })
     }
 

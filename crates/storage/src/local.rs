@@ -197,22 +197,21 @@ impl LocalBackend {
         .await?
     }
 
-    pub(crate) async fn commit(
+    /// Checks the upload against `expected`, removing it on a mismatch. The session guard comes back to the caller,
+    /// who keeps it until [`LocalBackend::publish`], so that no append can slip bytes in between verification and
+    /// visibility.
+    pub(crate) async fn verify(
         &self,
         mut guard: SessionGuard,
         id: &UploadId,
         expected: &Digest,
         sync: bool,
-    ) -> Result<u64> {
+    ) -> Result<(SessionGuard, u64)> {
         let upload = self.upload_path(id);
-        let blob = self.blob_path(expected);
-        let uploads_dir = self.uploads.clone();
         let hash = guard.hash.take();
         let expected = expected.clone();
         let id = id.clone();
-        spawn_blocking(move || -> Result<u64> {
-            // Held until the rename is done, so no append can slip bytes in between verification and visibility.
-            let _guard = guard;
+        spawn_blocking(move || -> Result<(SessionGuard, u64)> {
             let file =
                 File::open(&upload).map_err(not_found_as_unknown(&id, "opening", &upload))?;
             let size = file.metadata().map_err(StorageError::io("inspecting", &upload))?.len();
@@ -234,25 +233,43 @@ impl LocalBackend {
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
-            drop(file);
-            let shard = blob.parent().unwrap_or(&uploads_dir).to_path_buf();
-            fs::create_dir_all(&shard).map_err(StorageError::io("creating", &shard))?;
-            // The one step that makes the blob visible; atomic, and a same-digest blob already there has the same
-            // bytes, so replacing it is harmless.
-            fs::rename(&upload, &blob).map_err(StorageError::io("renaming", &upload))?;
-            if sync {
-                sync_dir(&shard)?;
-                sync_dir(&uploads_dir)?;
-            }
-            Ok(size)
+            Ok((guard, size))
         })
         .await?
     }
 
-    /// [`LocalBackend::append`] of one chunk held in memory followed by [`LocalBackend::commit`], as one task on
+    /// Makes a verified upload visible as the blob `digest`.
+    pub(crate) async fn publish(
+        &self,
+        guard: SessionGuard,
+        id: &UploadId,
+        digest: &Digest,
+        sync: bool,
+    ) -> Result<()> {
+        let upload = self.upload_path(id);
+        let blob = self.blob_path(digest);
+        let uploads_dir = self.uploads.clone();
+        let id = id.clone();
+        spawn_blocking(move || -> Result<()> {
+            let _guard = guard;
+            let shard = blob.parent().unwrap_or(&uploads_dir).to_path_buf();
+            fs::create_dir_all(&shard).map_err(StorageError::io("creating", &shard))?;
+            // The one step that makes the blob visible; atomic, and a same-digest blob already there has the same
+            // bytes, so replacing it is harmless.
+            fs::rename(&upload, &blob).map_err(not_found_as_unknown(&id, "renaming", &upload))?;
+            if sync {
+                sync_dir(&shard)?;
+                sync_dir(&uploads_dir)?;
+            }
+            Ok(())
+        })
+        .await?
+    }
+
+    /// [`LocalBackend::append`] of one chunk held in memory followed by [`LocalBackend::verify`], as one task on
     /// the blocking pool: for small monolithic pushes the thread hand-offs of a streamed append cost more than
     /// the bytes.
-    pub(crate) async fn append_and_commit(
+    pub(crate) async fn append_and_verify(
         &self,
         mut guard: SessionGuard,
         id: &UploadId,
@@ -260,20 +277,17 @@ impl LocalBackend {
         chunk: Bytes,
         expected: &Digest,
         sync: bool,
-    ) -> Result<u64> {
+    ) -> Result<(SessionGuard, u64)> {
         let upload = self.upload_path(id);
-        let blob = self.blob_path(expected);
-        let uploads_dir = self.uploads.clone();
         let expected = expected.clone();
         let id = id.clone();
-        spawn_blocking(move || -> Result<u64> {
+        spawn_blocking(move || -> Result<(SessionGuard, u64)> {
             let (mut file, current) = open_for_append(&upload, &id)?;
             if let Some(given) = offset {
                 if given != current {
                     return Err(StorageError::OffsetMismatch { upload: id, current, given });
                 }
             }
-            // Held until the rename is done, as in `commit`.
             let hash = guard.hash.take();
             file.write_all(&chunk).map_err(StorageError::io("writing", &upload))?;
             let size = current + chunk.len() as u64;
@@ -300,16 +314,7 @@ impl LocalBackend {
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
-            drop(file);
-            drop(guard);
-            let shard = blob.parent().unwrap_or(&uploads_dir).to_path_buf();
-            fs::create_dir_all(&shard).map_err(StorageError::io("creating", &shard))?;
-            fs::rename(&upload, &blob).map_err(StorageError::io("renaming", &upload))?;
-            if sync {
-                sync_dir(&shard)?;
-                sync_dir(&uploads_dir)?;
-            }
-            Ok(size)
+            Ok((guard, size))
         })
         .await?
     }
@@ -356,28 +361,28 @@ impl LocalBackend {
     }
 
     pub(crate) async fn put_bytes(&self, digest: &Digest, bytes: Bytes, sync: bool) -> Result<()> {
-        let temp = self.uploads.join(format!("{TEMP_PREFIX}{}", UploadId::generate()));
+        let uploads = self.uploads.clone();
         let blob = self.blob_path(digest);
         spawn_blocking(move || {
-            let result = (|| {
-                let mut file = File::create(&temp).map_err(StorageError::io("creating", &temp))?;
-                file.write_all(&bytes).map_err(StorageError::io("writing", &temp))?;
-                if sync {
-                    file.sync_all().map_err(StorageError::io("syncing", &temp))?;
+            // Stale-upload removal deletes old temporary files by age alone; with a zero grace period it can take
+            // ours between write and rename. The bytes are still in memory: write them again.
+            let mut attempts = 0;
+            loop {
+                let temp = uploads.join(format!("{TEMP_PREFIX}{}", UploadId::generate()));
+                match write_and_rename(&temp, &blob, &bytes, sync) {
+                    Err(StorageError::Io { source, .. })
+                        if source.kind() == ErrorKind::NotFound && attempts < 3 =>
+                    {
+                        attempts += 1;
+                    }
+                    other => {
+                        if other.is_err() {
+                            let _ = remove_if_exists(&temp);
+                        }
+                        return other;
+                    }
                 }
-                drop(file);
-                let shard = blob.parent().unwrap_or(&temp).to_path_buf();
-                fs::create_dir_all(&shard).map_err(StorageError::io("creating", &shard))?;
-                fs::rename(&temp, &blob).map_err(StorageError::io("renaming", &temp))?;
-                if sync {
-                    sync_dir(&shard)?;
-                }
-                Ok(())
-            })();
-            if result.is_err() {
-                let _ = remove_if_exists(&temp);
             }
-            result
         })
         .await?
     }
@@ -547,9 +552,12 @@ fn list_shard(algorithm: Algorithm, shard: &Path) -> Result<Vec<BlobInfo>> {
             continue;
         };
         match entry.metadata() {
-            Ok(metadata) if metadata.is_file() => {
-                blobs.push(BlobInfo { digest, size: metadata.len() })
-            }
+            Ok(metadata) if metadata.is_file() => blobs.push(BlobInfo {
+                digest,
+                size: metadata.len(),
+                // Unknown times count as now: such a blob never looks old enough to collect.
+                modified: metadata.modified().unwrap_or_else(|_| SystemTime::now()),
+            }),
             Ok(_) => {}
             Err(error) if error.kind() == ErrorKind::NotFound => {} // deleted meanwhile
             Err(error) => return Err(StorageError::io("inspecting", entry.path())(error)),
@@ -557,6 +565,23 @@ fn list_shard(algorithm: Algorithm, shard: &Path) -> Result<Vec<BlobInfo>> {
     }
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     Ok(blobs)
+}
+
+/// Writes `bytes` to `temp` and renames it to `blob`.
+fn write_and_rename(temp: &Path, blob: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    let mut file = File::create(temp).map_err(StorageError::io("creating", temp))?;
+    file.write_all(bytes).map_err(StorageError::io("writing", temp))?;
+    if sync {
+        file.sync_all().map_err(StorageError::io("syncing", temp))?;
+    }
+    drop(file);
+    let shard = blob.parent().unwrap_or(temp).to_path_buf();
+    fs::create_dir_all(&shard).map_err(StorageError::io("creating", &shard))?;
+    fs::rename(temp, blob).map_err(StorageError::io("renaming", temp))?;
+    if sync {
+        sync_dir(&shard)?;
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> std::io::Result<()> {

@@ -177,12 +177,14 @@ impl ObjectBackend {
         Ok(UploadStatus { offset: parts.size, last_modified: parts.last_modified })
     }
 
-    pub(crate) async fn commit(
+    /// Checks the upload against `expected`, removing it on a mismatch; the guard goes back to the caller until
+    /// [`ObjectBackend::publish`].
+    pub(crate) async fn verify(
         &self,
         mut guard: SessionGuard,
         id: &UploadId,
         expected: &Digest,
-    ) -> Result<u64> {
+    ) -> Result<(SessionGuard, u64)> {
         let parts = self.parts(id).await?;
         let actual = match guard.hash.take().resolve().await {
             Some(hasher)
@@ -197,7 +199,18 @@ impl ObjectBackend {
             self.remove_upload(id).await?;
             return Err(StorageError::DigestMismatch { expected: expected.clone(), actual });
         }
-        let blob = ObjectBackend::blob_path(expected);
+        Ok((guard, parts.size))
+    }
+
+    /// Writes a verified upload as the blob `digest` (unless that blob exists), then removes the upload.
+    pub(crate) async fn publish(
+        &self,
+        guard: SessionGuard,
+        id: &UploadId,
+        digest: &Digest,
+    ) -> Result<()> {
+        let parts = self.parts(id).await?;
+        let blob = ObjectBackend::blob_path(digest);
         let exists = match self.store.head(&blob).await {
             Ok(_) => true,
             Err(object_store::Error::NotFound { .. }) => false,
@@ -225,7 +238,7 @@ impl ObjectBackend {
         }
         self.remove_upload(id).await?;
         drop(guard);
-        Ok(parts.size)
+        Ok(())
     }
 
     async fn hash_parts(&self, parts: &Parts, algorithm: Algorithm) -> Result<Digest> {
@@ -345,7 +358,11 @@ impl ObjectBackend {
                     }
                     _ => None,
                 };
-                Ok(digest.map(|digest| BlobInfo { digest, size: object.size }))
+                Ok(digest.map(|digest| BlobInfo {
+                    digest,
+                    size: object.size,
+                    modified: SystemTime::from(object.last_modified),
+                }))
             })
             .boxed()
     }

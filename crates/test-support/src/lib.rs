@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 pub use berth_db::testing::backends;
@@ -14,8 +15,12 @@ pub use berth_db::Backend;
 use berth_server::{Config, Server};
 use serde_json::Value;
 
+/// Adjusts the configuration a test server starts (and restarts) with.
+pub type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 pub struct TestServer {
     server: Option<Server>,
+    configure: Option<Configure>,
     /// Kept alive for the test's duration; removed on drop.
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
@@ -39,6 +44,15 @@ impl TestServer {
     }
 
     pub async fn start_on(backend: Backend) -> Result<TestServer> {
+        Self::start_configured(backend, None).await
+    }
+
+    /// [`TestServer::start_on`] with a hook that adjusts the configuration (e.g. `federation_jwks`); the hook is
+    /// applied again on [`TestServer::restart`].
+    pub async fn start_configured(
+        backend: Backend,
+        configure: Option<Configure>,
+    ) -> Result<TestServer> {
         let data_dir = tempfile::tempdir()?;
         let database_url =
             scratch_database(backend, data_dir.path()).await.context("creating a test database")?;
@@ -46,6 +60,7 @@ impl TestServer {
             data_dir.path().into(),
             &database_url,
             "127.0.0.1:0".parse()?,
+            configure.as_ref(),
         ))
         .await?;
         let bootstrap: Value =
@@ -63,6 +78,7 @@ impl TestServer {
             endpoint: server.endpoint.clone(),
             local_addr: server.local_addr,
             server: Some(server),
+            configure,
             data_dir,
             database_url,
             backend,
@@ -76,10 +92,18 @@ impl TestServer {
         })
     }
 
-    fn config(data_dir: PathBuf, database_url: &str, listen: SocketAddr) -> Config {
+    fn config(
+        data_dir: PathBuf,
+        database_url: &str,
+        listen: SocketAddr,
+        configure: Option<&Configure>,
+    ) -> Config {
         let mut config = Config::with_data_dir(data_dir);
         config.listen = listen;
         config.database_url = Some(database_url.to_string());
+        if let Some(configure) = configure {
+            configure(&mut config);
+        }
         config
     }
 
@@ -92,6 +116,7 @@ impl TestServer {
             self.data_dir.path().into(),
             &self.database_url,
             self.local_addr,
+            self.configure.as_ref(),
         ))
         .await?;
         self.endpoint = server.endpoint.clone();

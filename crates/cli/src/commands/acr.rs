@@ -44,6 +44,13 @@ pub async fn create(args: AcrCreateArgs, context: &Context<'_>) -> Result<Value>
     if let Some(tags) = args.tags.to_json() {
         body["tags"] = tags;
     }
+    if let Some(identities) = &args.identity.assign_identity {
+        body["identity"] = super::identity::assign_identity_block(
+            identities,
+            &subscription,
+            &args.resource_group,
+        )?;
+    }
     let path = with_api_version(
         &registry_path(&subscription, &args.resource_group, &args.name),
         REGISTRIES_API,
@@ -92,6 +99,22 @@ pub async fn update(args: AcrUpdateArgs, context: &Context<'_>) -> Result<Value>
     }
     if !properties.is_empty() {
         body.insert("properties".to_owned(), Value::Object(properties));
+    }
+    if let Some(identities) = &args.identity.assign_identity {
+        // Added to what the registry has, as `acr identity assign` does; no value means [system].
+        let values = if identities.is_empty() {
+            vec![super::identity::SYSTEM.to_owned()]
+        } else {
+            identities.clone()
+        };
+        let subscription = context.subscription_id(&session)?;
+        let group = match &args.registry.resource_group {
+            Some(group) => group.clone(),
+            None => crate::arm::resource_group_of(&path).unwrap_or_default().to_owned(),
+        };
+        let registry = session.client.get(&path).await?;
+        let identity = super::identity::assign_patch(&registry, &values, &subscription, &group)?;
+        body.insert("identity".to_owned(), identity);
     }
     let result = if body.is_empty() {
         session.client.get(&path).await?

@@ -297,7 +297,10 @@ pub async fn gc(args: AcrGcArgs, context: &Context<'_>) -> Result<Value> {
         bail!("the registry '{}' has no resource id", args.registry.name);
     };
     let path = format!("{id}/garbageCollect?api-version={GARBAGE_COLLECT_API}");
-    Ok(session.client.post(&path, &json!({ "dryRun": args.dry_run })).await?)
+    Ok(session
+        .client
+        .post(&path, &json!({ "dryRun": args.dry_run, "untagged": args.untagged }))
+        .await?)
 }
 
 #[cfg(test)]

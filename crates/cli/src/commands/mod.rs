@@ -6,6 +6,7 @@ mod acr;
 mod acr_data;
 mod ad;
 mod group;
+mod identity;
 mod serve;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -14,8 +15,9 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::args::{
-    AccountCommand, AcrCommand, AcrManifestCommand, AcrRepositoryCommand, AdCommand, Command,
-    GlobalArgs, GroupCommand, SpCommand,
+    AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
+    AdCommand, Command, FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand,
+    SpCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -92,10 +94,39 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                 acr_data::manifest_list_metadata(args, context).await.map(Some)
             }
             AcrCommand::Gc(args) => acr_data::gc(args, context).await.map(Some),
+            AcrCommand::Identity { command } => match command {
+                AcrIdentityCommand::Assign(args) => {
+                    identity::acr_assign(args, context).await.map(Some)
+                }
+                AcrIdentityCommand::Remove(args) => {
+                    identity::acr_remove(args, context).await.map(Some)
+                }
+                AcrIdentityCommand::Show(args) => identity::acr_show(args, context).await.map(Some),
+            },
         },
         Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
             ad::create_for_rbac(args, context).await.map(Some)
         }
+        Command::Identity { command } => match command {
+            IdentityCommand::Create(args) => identity::create(args, context).await.map(Some),
+            IdentityCommand::Show(args) => identity::show(args, context).await.map(Some),
+            IdentityCommand::List(args) => identity::list(args, context).await.map(Some),
+            IdentityCommand::Delete(args) => identity::delete(args, context).await.map(|()| None),
+            IdentityCommand::FederatedCredential { command } => match command {
+                FederatedCredentialCommand::Create(args) => {
+                    identity::credential_create(args, context).await.map(Some)
+                }
+                FederatedCredentialCommand::Show(args) => {
+                    identity::credential_show(args, context).await.map(Some)
+                }
+                FederatedCredentialCommand::List(args) => {
+                    identity::credential_list(args, context).await.map(Some)
+                }
+                FederatedCredentialCommand::Delete(args) => {
+                    identity::credential_delete(args, context).await.map(|()| None)
+                }
+            },
+        },
     }
 }
 

@@ -21,6 +21,9 @@ fn config_from(args: ServeArgs) -> Config {
     config.insecure_http = args.insecure_http;
     config.registry_domain = args.registry_domain;
     config.public_url = args.public_url;
+    config.federation_jwks = args.federation_jwks;
+    config.gc_interval = args.gc_interval;
+    config.gc_grace_period = args.gc_grace_period;
     config
 }
 

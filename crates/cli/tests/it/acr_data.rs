@@ -481,17 +481,20 @@ async fn registry_errors_are_reported_with_code_and_message() {
     assert_eq!(still_there.success().json(), json!(["v1"]));
 }
 
-/// NOT RUN BY DEFAULT: `POST .../registries/{name}/garbageCollect` is being built in the server by another change;
-/// run with `--ignored` once it is there. It checks the CLI's request and output against the real endpoint.
+/// `berth acr gc --untagged` against the server's `garbageCollect` action (grace period 0, so nothing is too new).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the server's garbageCollect action, which is not merged yet"]
 async fn gc_reports_what_it_deleted() {
-    let harness = Harness::start().await;
+    let harness =
+        Harness::start_with(|config| config.gc_grace_period = std::time::Duration::ZERO).await;
     let login_server = setup(&harness).await;
     let pusher = Pusher::new(&harness, &login_server, &["team/app"]).await;
     pusher.image("team/app", "v1", "amd64", 6).await;
     pusher.image("team/app", "v1", "arm64", 7).await; // the amd64 manifest is now untagged
-    let dry = harness.berth(&["acr", "gc", "-n", "myacr", "--dry-run"]).await.success().json();
+    let dry = harness
+        .berth(&["acr", "gc", "-n", "myacr", "--dry-run", "--untagged"])
+        .await
+        .success()
+        .json();
     for key in ["deletedManifests", "deletedBlobLinks", "deletedBlobs", "reclaimedBytes"] {
         assert!(dry[key].is_u64(), "{key} in {dry}");
     }
@@ -511,7 +514,7 @@ async fn gc_reports_what_it_deleted() {
         .await
         .success();
     assert_eq!(after_dry.stdout, "2\n", "a dry run deletes nothing");
-    let done = harness.berth(&["acr", "gc", "-n", "myacr"]).await.success().json();
+    let done = harness.berth(&["acr", "gc", "-n", "myacr", "--untagged"]).await.success().json();
     assert_eq!(done["deletedManifests"], json!(1), "{done}");
     assert!(done["reclaimedBytes"].as_u64().is_some_and(|bytes| bytes > 0), "{done}");
     let after = harness

@@ -55,6 +55,18 @@ impl Harness {
         Harness { server, config_dir }
     }
 
+    /// A harness whose server config `configure` adjusts first (e.g. garbage collection's grace period).
+    pub async fn start_with(
+        configure: impl Fn(&mut berth_server::Config) + Send + Sync + 'static,
+    ) -> Harness {
+        let backend = berth_db::Backend::Sqlite;
+        let server = TestServer::start_configured(backend, Some(std::sync::Arc::new(configure)))
+            .await
+            .expect("server starts");
+        let config_dir = tempfile::tempdir().expect("config dir");
+        Harness { server, config_dir }
+    }
+
     /// Runs `berth args...` with this harness's config directory and no inherited CA or server
     /// settings, and stdin closed (no terminal to prompt on).
     pub async fn berth(&self, args: &[&str]) -> Run {

@@ -10,4 +10,5 @@ mod ad;
 mod crash;
 mod errors;
 mod group;
+mod identity;
 mod serve;

@@ -19,7 +19,7 @@ use berth_authz::ActionKind;
 use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
-use super::{json_response, parse_json_object, read_body, registries, MAX_JSON_BODY};
+use super::{identities, json_response, parse_json_object, read_body, registries, MAX_JSON_BODY};
 use crate::auth::{authenticate, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -216,8 +216,48 @@ pub async fn dispatch(
             let id = group.provider_resource(&rt, &segments[7]);
             if rt.is(types::REGISTRY) {
                 registries::handle(&ctx, m, &group, &id, &body_bytes).await
+            } else if rt.is(types::USER_ASSIGNED_IDENTITY) {
+                identities::handle(&ctx, m, &group, &id, &body_bytes).await
             } else {
                 Err(method_not_allowed(m))
+            }
+        }
+        (
+            ["resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "garbagecollect"],
+            m,
+        ) => {
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let rt = known_type(
+                "microsoft.containerregistry",
+                "registries",
+                &segments[5],
+                &segments[6],
+            )?;
+            let id = group.provider_resource(&rt, &segments[7]);
+            match *m {
+                Method::POST => registries::garbage_collect(&ctx, &id, &body_bytes).await,
+                _ => Err(method_not_allowed(m)),
+            }
+        }
+        (
+            ["resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _, "federatedidentitycredentials", tail @ ..],
+            m,
+        ) if tail.len() <= 1 => {
+            let rt = known_type(
+                "microsoft.managedidentity",
+                "userassignedidentities",
+                &segments[5],
+                &segments[6],
+            )?;
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let identity = group.provider_resource(&rt, &segments[7]);
+            match (segments.get(9), m) {
+                (None, &Method::GET) => identities::list_credentials(&ctx, &group, &identity).await,
+                (None, m) => Err(method_not_allowed(m)),
+                (Some(name), m) => {
+                    identities::handle_credential(&ctx, m, &group, &identity, name, &body_bytes)
+                        .await
+                }
             }
         }
         (_, m)
@@ -252,7 +292,7 @@ fn method_not_allowed(method: &Method) -> ApiError {
 
 /// The resource types reachable under `providers/{ns}/{type}`; others are `InvalidResourceType`.
 fn known_type(ns_lower: &str, kind_lower: &str, ns: &str, kind: &str) -> ApiResult<ResourceType> {
-    let served = [types::REGISTRY];
+    let served = [types::REGISTRY, types::USER_ASSIGNED_IDENTITY];
     let wanted = format!("{ns_lower}/{kind_lower}");
     served
         .iter()

@@ -1,7 +1,9 @@
 //! The identity provider: Entra-compatible OpenID discovery, JWKS and the client-credentials token endpoint.
 //!
 //! Operators (service principals) sign in with a client id and secret and get an RS256 access token for a
-//! resource berth serves: the control plane, the Graph subset or the registry token exchange.
+//! resource berth serves: the control plane, the Graph subset or the registry token exchange. A workload running
+//! elsewhere signs in as a user-assigned managed identity with its own OIDC token as a jwt-bearer
+//! `client_assertion` (workload identity federation, `crate::federation`).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use base64::Engine;
+use berth_db::PrincipalKind;
 use berth_identity::{normalize_audience, random_token, EntraClaims};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,6 +21,7 @@ use serde_json::{json, Value};
 use super::{json_response, read_body};
 use crate::auth::verify_client_secret;
 use crate::error::{ApiError, ApiResult};
+use crate::federation::{authenticate_assertion, JWT_BEARER};
 use crate::state::AppState;
 use crate::time::now_unix;
 
@@ -93,8 +97,60 @@ struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
+}
+
+/// How the client proves who it is.
+enum Credential {
+    Secret(String),
+    /// An external OIDC token (never logged).
+    Assertion(String),
+}
+
+/// The client id and its credential: a secret (form or Basic header) or a jwt-bearer client assertion.
+fn client_credential(form: &TokenForm, headers: &HeaderMap) -> ApiResult<(String, Credential)> {
+    if form.client_assertion.is_some() || form.client_assertion_type.is_some() {
+        let Some(client_id) = form.client_id.clone() else {
+            return Err(invalid_request(
+                900144,
+                "The request body must contain the parameter: 'client_id'.",
+            ));
+        };
+        if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+            return Err(invalid_request(90011, "Unexpected client assertion type."));
+        }
+        return match form.client_assertion.as_deref().map(str::trim) {
+            Some(assertion) if !assertion.is_empty() => {
+                Ok((client_id, Credential::Assertion(assertion.to_owned())))
+            }
+            _ => Err(ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )),
+        };
+    }
+    let (client_id, client_secret) = match (form.client_id.clone(), form.client_secret.clone(), basic_credentials(headers)) {
+        (Some(id), Some(secret), _) => (id, secret),
+        (_, None, Some((id, secret))) => (id, secret),
+        (None, Some(_), Some((id, secret))) => (id, secret),
+        (Some(_), None, None) => {
+            return Err(ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            ))
+        }
+        (None, _, _) => {
+            return Err(invalid_request(900144, "The request body must contain the parameter: 'client_id'."))
+        }
+    };
+    Ok((client_id, Credential::Secret(client_secret)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -184,22 +240,7 @@ async fn token(
         }
     }
 
-    let (client_id, client_secret) = match (form.client_id.clone(), form.client_secret.clone(), basic_credentials(&headers)) {
-        (Some(id), Some(secret), _) => (id, secret),
-        (_, None, Some((id, secret))) => (id, secret),
-        (None, Some(_), Some((id, secret))) => (id, secret),
-        (Some(_), None, None) => {
-            return Err(ApiError::oauth(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            ))
-        }
-        (None, _, _) => {
-            return Err(invalid_request(900144, "The request body must contain the parameter: 'client_id'."))
-        }
-    };
+    let (client_id, credential) = client_credential(&form, &headers)?;
 
     let resource = match flavor {
         Flavor::V2 => {
@@ -253,22 +294,32 @@ async fn token(
         ));
     }
 
-    if state.db.get_principal_by_app_id(&client_id).await?.is_none() {
+    let Some(found) = state.db.get_principal_by_app_id(&client_id).await? else {
         return Err(ApiError::oauth(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
             format!("Application with identifier '{client_id}' was not found in the directory."),
         ));
-    }
-    let Some(principal) = verify_client_secret(&state, &client_id, &client_secret).await? else {
-        tracing::info!(client_id = %client_id, "client credentials rejected");
-        return Err(ApiError::oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
-        ));
+    };
+    let principal = match credential {
+        Credential::Secret(client_secret) => {
+            let Some(principal) = verify_client_secret(&state, &client_id, &client_secret).await?
+            else {
+                tracing::info!(client_id = %client_id, "client credentials rejected");
+                return Err(ApiError::oauth(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                ));
+            };
+            principal
+        }
+        Credential::Assertion(assertion) => {
+            authenticate_assertion(&state, &found, &assertion).await?;
+            found
+        }
     };
     let now = now_unix();
     let lifetime = state.token_lifetime_secs;
@@ -286,7 +337,11 @@ async fn token(
         idtyp: "app".into(),
         ver: if flavor == Flavor::V1 { "1.0".into() } else { "2.0".into() },
         uti: random_token(16),
-        xms_mirid: None,
+        // A managed identity's resource: the user-assigned identity, or the resource of a system-assigned one.
+        xms_mirid: match principal.kind {
+            PrincipalKind::ServicePrincipal => None,
+            _ => principal.resource_id.clone(),
+        },
         roles: Vec::new(),
     };
     let access_token = state.keys().sign(&claims).map_err(ApiError::internal)?;

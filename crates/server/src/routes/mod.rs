@@ -3,10 +3,12 @@
 mod acr;
 mod arm;
 mod graph;
+mod identities;
 mod idp;
 mod metadata;
 mod registries;
 mod registry_tokens;
+mod resource_identity;
 pub(crate) mod v2;
 
 use std::sync::Arc;

@@ -1,20 +1,22 @@
 //! `Microsoft.ContainerRegistry/registries`: create, read, update (PUT and PATCH), delete, name availability.
 //!
 //! Names are ACR's (5–50 alphanumerics) and unique across the server, compared case-insensitively, because the
-//! name is the registry's address (`loginServer`).
+//! name is the registry's address (`loginServer`). A registry may have managed identities (`identity`, see
+//! `resource_identity`); its system-assigned principal is written and deleted in the registry's transaction.
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_arm::{types, validate_registry_name, ArmErrorCode, ResourceId};
-use berth_db::DbError;
+use berth_db::{DbError, IdentityPut};
 use serde_json::{json, Map, Value};
 
 use super::arm::{
     group_not_found, required_location, resource_record, stored, validate_tags, ArmContext,
 };
-use super::{json_response, parse_json_object};
+use super::{json_response, parse_json_object, resource_identity};
 use crate::error::{ApiError, ApiResult};
+use crate::gc::{self, GcOptions};
 use crate::time::now_rfc3339;
 
 const READ: &str = "Microsoft.ContainerRegistry/registries/read";
@@ -132,20 +134,6 @@ async fn put(
     if patch && previous.is_none() {
         return Err(not_found(id));
     }
-    if let Some(identity) = body.get("identity") {
-        let none = identity.is_null()
-            || identity
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.eq_ignore_ascii_case("None"));
-        if !none {
-            return Err(ApiError::arm(
-                ArmErrorCode::BadRequest,
-                "Managed identities on registries are not supported by this server version.",
-            ));
-        }
-    }
-
     let location = match (&previous, patch) {
         (Some(prev), true) => {
             prev.get("location").and_then(Value::as_str).unwrap_or_default().to_string()
@@ -229,12 +217,21 @@ async fn put(
         Some(record) => ResourceId::parse(&record.id).map_err(ApiError::internal)?,
         None => id.clone(),
     };
+    let identity = resource_identity::plan(
+        ctx,
+        &id,
+        body.get("identity"),
+        previous.as_ref().and_then(|p| p.get("identity")),
+        patch,
+        WRITE,
+    )
+    .await?;
     let created_on = previous
         .as_ref()
         .and_then(|p| p.pointer("/properties/creationDate"))
         .cloned()
         .unwrap_or_else(|| json!(now_rfc3339()));
-    let envelope = json!({
+    let mut envelope = json!({
         "id": id.to_string(),
         "name": id.name(),
         "type": types::REGISTRY,
@@ -262,10 +259,19 @@ async fn put(
         },
         "systemData": ctx.system_data(previous.as_ref().and_then(|p| p.get("systemData"))),
     });
+    if let Some(block) = identity.block {
+        envelope["identity"] = block;
+    }
     let record =
         resource_record(ctx, &id, group, Some(unique_name(&name)), &envelope, existing.as_ref());
-    match ctx.state.db.put_resource(&record).await {
-        Ok(created) => Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, envelope)),
+    let read_body = existing.as_ref().map(|e| e.body.as_str());
+    match ctx.state.db.put_resource_with_identities(&record, read_body, &identity.add, &identity.remove).await {
+        Ok(IdentityPut::Created) => Ok(json_response(StatusCode::CREATED, envelope)),
+        Ok(IdentityPut::Updated) => Ok(json_response(StatusCode::OK, envelope)),
+        Ok(IdentityPut::Changed) => Err(ApiError::arm(
+            ArmErrorCode::Conflict,
+            format!("The registry '{name}' was changed by another request at the same time. Retry the request."),
+        )),
         Err(DbError::Conflict(_)) => Err(ApiError::arm(
             ArmErrorCode::RegistryNameNotAvailable,
             format!("The registry name '{name}' is already in use. Registry names are unique across the server."),
@@ -297,4 +303,42 @@ pub async fn check_name_availability(ctx: &ArmContext, body: &[u8]) -> ApiResult
         json!({"nameAvailable": true})
     })
     .into_response())
+}
+
+/// `POST .../registries/{name}/garbageCollect` (berth's own action): collect the registry's garbage now. Body
+/// (optional): `{"dryRun": bool, "untagged": bool}`; answer: what was (or would be) deleted. Needs the registry's
+/// `write` action. Blob files are shared by every registry (content-addressed), so the blob counts include those
+/// that other registries' deletions freed.
+pub async fn garbage_collect(
+    ctx: &ArmContext,
+    id: &ResourceId,
+    body: &[u8],
+) -> ApiResult<Response> {
+    ctx.authorize(WRITE, id).await?;
+    let body = parse_json_object(body)?;
+    let flag = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(value)) => Ok(*value),
+        Some(_) => Err(invalid(format!("'{key}' must be true or false."))),
+    };
+    let (dry_run, untagged) = (flag("dryRun")?, flag("untagged")?);
+    let record = ctx.state.db.get_resource(&id.key()).await?.ok_or_else(|| not_found(id))?;
+    let options = GcOptions {
+        dry_run,
+        untagged,
+        grace_period: ctx.state.gc_grace_period,
+        registry: Some(record.name.to_ascii_lowercase()),
+    };
+    let report = gc::collect(&ctx.state, &options, None).await.map_err(ApiError::internal)?;
+    tracing::info!(
+        registry = %record.name,
+        dry_run,
+        untagged,
+        manifests = report.deleted_manifests,
+        links = report.deleted_blob_links,
+        blobs = report.deleted_blobs,
+        bytes = report.reclaimed_bytes,
+        "garbage collection requested"
+    );
+    Ok(Json(report).into_response())
 }

@@ -3,6 +3,8 @@
 mod acr_metadata;
 mod common;
 mod control_plane;
+mod gc;
+mod identities;
 mod identity_provider;
 mod lifecycle;
 mod real_clients;

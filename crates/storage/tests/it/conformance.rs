@@ -387,11 +387,69 @@ async fn append_and_commit_final_chunk(harness: Harness) {
     assert!(matches!(store.upload_status(&id).await, Err(StorageError::UploadUnknown(_))));
 }
 
+/// Verification and publication apart (the registry locks the blob's metadata in between): nothing is visible
+/// before `publish`, appends wait, stale-upload removal skips the upload, a dropped verification leaves the upload
+/// to commit later, and published blobs are listed with a recent modification time.
+async fn verify_then_publish(harness: Harness) {
+    let store = harness.open().await;
+    let data = pattern(200_000, 11);
+    let digest = Digest::sha256_of(&data);
+    let id = store.create_upload().await.unwrap();
+    store.append(&id, Some(0), body(&[&data])).await.unwrap();
+    let verified = store.verify(&id, &digest).await.unwrap();
+    assert_eq!(
+        (verified.size(), verified.digest(), verified.id()),
+        (data.len() as u64, &digest, &id)
+    );
+    assert_eq!(store.stat(&digest).await.unwrap(), None, "verified is not visible yet");
+    assert!(store.remove_stale_uploads(Duration::ZERO).await.unwrap().is_empty());
+    let append = {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move { store.append(&id, None, body(&[b"late"])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!append.is_finished(), "an append waits while the upload is verified");
+    let before = std::time::SystemTime::now() - Duration::from_secs(60);
+    assert_eq!(store.publish(verified).await.unwrap(), data.len() as u64);
+    assert!(matches!(append.await.unwrap(), Err(StorageError::UploadUnknown(_))));
+    assert_eq!(read_all(&store, &digest, None).await, data);
+    let listed: Vec<_> = store.list_blobs().try_collect().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].modified > before, "{:?}", listed[0].modified);
+
+    // Verified, then dropped: the upload is still there and commits later (hashing again).
+    let other = pattern(50_000, 12);
+    let other_digest = Digest::sha256_of(&other);
+    let id = store.create_upload().await.unwrap();
+    let verified = store.append_and_verify(&id, Some(0), Bytes::from(other.clone()), &other_digest);
+    drop(verified.await.unwrap());
+    assert_eq!(store.stat(&other_digest).await.unwrap(), None);
+    assert_eq!(store.upload_status(&id).await.unwrap().offset, other.len() as u64);
+    assert_eq!(store.commit(&id, &other_digest).await.unwrap(), other.len() as u64);
+    assert_eq!(read_all(&store, &other_digest, None).await, other);
+
+    // A one-shot upload verified but not published is discarded by its owner.
+    let third = pattern(1000, 13);
+    let third_digest = Digest::sha256_of(&third);
+    let verified = store.put_stream_verified(&third_digest, body(&[&third])).await.unwrap();
+    let id = verified.id().clone();
+    drop(verified);
+    store.cancel(&id).await.unwrap();
+    assert_eq!(store.stat(&third_digest).await.unwrap(), None);
+    let wrong = store.put_stream_verified(&Digest::sha256_of(b"x"), body(&[b"y"])).await;
+    assert!(matches!(wrong, Err(StorageError::DigestMismatch { .. })), "{wrong:?}");
+}
+
 macro_rules! conformance {
     ($module:ident, $kind:expr) => {
         mod $module {
             use super::*;
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn verify_then_publish() {
+                super::verify_then_publish(Harness::new($kind)).await;
+            }
             #[tokio::test]
             async fn write_verify_read() {
                 super::write_verify_read(Harness::new($kind)).await;

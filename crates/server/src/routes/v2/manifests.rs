@@ -8,7 +8,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use berth_db::{ManifestRecord, ReferenceKind};
+use berth_db::{ManifestRecord, ManifestStore, ReferenceKind};
 use berth_oci::{Digest, ErrorCode, ParsedManifest, Reference, MANIFEST_SIZE_LIMIT};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -88,18 +88,6 @@ pub(super) async fn put(
         Reference::Tag(_) => Digest::sha256_of(&bytes),
     };
     let (registry, repository) = (&target.registry.name, &target.repository);
-    for blob in manifest.referenced_blobs() {
-        if state.db.linked_blob(registry, repository, blob.as_str()).await?.is_none() {
-            return Err(missing(blob, "blob"));
-        }
-    }
-    for child in manifest.referenced_manifests() {
-        if state.db.get_manifest(registry, repository, child.as_str()).await?.is_none() {
-            return Err(missing(child, "manifest"));
-        }
-    }
-    state.blobs.put_bytes(&digest, bytes.clone()).await.map_err(storage_error)?;
-
     let mut references: Vec<(String, ReferenceKind)> = Vec::new();
     references
         .extend(manifest.referenced_blobs().iter().map(|d| (d.to_string(), ReferenceKind::Blob)));
@@ -126,7 +114,18 @@ pub(super) async fn put(
         created_at: now_rfc3339(),
     };
     let tag = reference.as_tag().map(|t| t.as_str());
-    state.db.put_manifest(&record, &references, tag).await?;
+    // One transaction locks the manifest's and the referenced digests' rows, checks that the repository has every
+    // referenced blob and child manifest, writes the bytes and then the records: garbage collection cannot remove
+    // a referenced blob, nor these bytes, in between.
+    let publish = state.blobs.put_bytes(&digest, bytes.clone());
+    match state.db.store_manifest(&record, &references, tag, publish).await? {
+        ManifestStore::Stored => {}
+        ManifestStore::Missing { digest, kind } => {
+            let what = if kind == ReferenceKind::Manifest { "manifest" } else { "blob" };
+            return Err(missing(&digest, what));
+        }
+        ManifestStore::NotPublished(error) => return Err(storage_error(error)),
+    }
     state.v2_caches.remember_manifest(digest.as_str(), bytes);
 
     let mut reply = Reply::new(StatusCode::CREATED)
@@ -138,7 +137,7 @@ pub(super) async fn put(
     Ok(reply.build())
 }
 
-fn missing(digest: &Digest, what: &str) -> ApiError {
+fn missing(digest: &str, what: &str) -> ApiError {
     ApiError::Oci {
         status: StatusCode::BAD_REQUEST,
         code: ErrorCode::ManifestBlobUnknown,

@@ -2,17 +2,19 @@
 //! mount with `?mount=&from=`), `PATCH` chunks, `GET` status, `PUT ?digest=` to finish, `DELETE` to cancel.
 //!
 //! Bodies stream from the socket into the blob store, which hashes as it writes; nothing holds a whole blob (a final
-//! `PUT` chunk of at most 1 MiB is read into memory and committed in one step). A
-//! blob becomes visible (and linked to the repository) only after the digest the client named matches. Sessions
+//! `PUT` chunk of at most 1 MiB is read into memory and verified in one step). A
+//! blob becomes visible (and linked to the repository) only after the digest the client named matches; its bytes
+//! are published inside the metadata transaction that holds the blob's row and links it, so garbage collection
+//! cannot delete them in between (`berth_db`'s `gc.rs`). Sessions
 //! are recorded in the metadata store and their bytes kept by the blob store, so a client can resume after a
 //! dropped connection or a server restart; a session belongs to the repository it was started in.
 
 use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_db::UploadRecord;
+use berth_db::{BlobLink, UploadRecord};
 use berth_oci::{Digest, ErrorCode, RepositoryName};
-use berth_storage::{StorageError, UploadId};
+use berth_storage::{StorageError, UploadId, VerifiedUpload};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
@@ -90,13 +92,30 @@ fn out_of_order(target: &Target, id: &UploadId, current: u64, given: u64) -> Res
     response
 }
 
-async fn link(state: &AppState, target: &Target, digest: &Digest, size: u64) -> ApiResult<()> {
-    let size = i64::try_from(size).map_err(ApiError::internal)?;
-    state
-        .db
-        .link_blob(&target.registry.name, &target.repository, digest.as_str(), size, &now_rfc3339())
-        .await?;
-    Ok(())
+/// Make a verified upload visible and link it to the repository, in one metadata transaction that holds the
+/// blob's row while the bytes appear (so garbage collection cannot delete them in between; see `berth_db`'s
+/// `gc.rs`); with `session`, also end that upload session's record. On failure the upload is left to the caller.
+async fn publish_and_link(
+    state: &AppState,
+    target: &Target,
+    verified: VerifiedUpload,
+    session: Option<&UploadId>,
+) -> ApiResult<()> {
+    let digest = verified.digest().clone();
+    let size = i64::try_from(verified.size()).map_err(ApiError::internal)?;
+    let now = now_rfc3339();
+    let link = BlobLink {
+        registry: &target.registry.name,
+        repository: &target.repository,
+        digest: digest.as_str(),
+        size,
+        now: &now,
+    };
+    let publish = state.blobs.publish(verified);
+    match state.db.link_blob_publishing(&link, session.map(UploadId::as_str), publish).await? {
+        Ok(_) => Ok(()),
+        Err(error) => Err(storage_error(error)),
+    }
 }
 
 /// `POST /v2/<name>/blobs/uploads/`.
@@ -116,12 +135,17 @@ pub(super) async fn start(
         // Not mountable (or no `from`): the spec's fallback is an ordinary upload session.
     } else if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
-        let size = state
+        let verified = state
             .blobs
-            .put_stream(&digest, body.into_data_stream())
+            .put_stream_verified(&digest, body.into_data_stream())
             .await
             .map_err(storage_error)?;
-        link(state, target, &digest, size).await?;
+        let id = verified.id().clone();
+        if let Err(error) = publish_and_link(state, target, verified, None).await {
+            // Nobody can resume a one-shot upload: do not leave it behind.
+            let _ = state.blobs.cancel(&id).await;
+            return Err(error);
+        }
         return Ok(blob_created(target, &digest));
     }
     let id = state.blobs.create_upload().await.map_err(storage_error)?;
@@ -160,13 +184,17 @@ async fn mount_from(
     if !may_pull {
         return Ok(None);
     }
-    let Some(size) = state.db.linked_blob(&target.registry.name, source, digest.as_str()).await?
-    else {
-        return Ok(None);
-    };
-    let size = u64::try_from(size).map_err(ApiError::internal)?;
-    link(state, target, digest, size).await?;
-    Ok(Some(blob_created(target, digest)))
+    let mounted = state
+        .db
+        .mount_blob(
+            &target.registry.name,
+            source,
+            &target.repository,
+            digest.as_str(),
+            &now_rfc3339(),
+        )
+        .await?;
+    Ok(mounted.map(|_| blob_created(target, digest)))
 }
 
 /// `GET /v2/<name>/blobs/uploads/<id>`: how many bytes arrived.
@@ -236,14 +264,14 @@ pub(super) async fn finish(
         ApiError::oci(ErrorCode::DigestInvalid, "the digest query parameter is required")
     })?;
     let digest = parse_digest(digest)?;
-    let committed = if body.is_end_stream() {
-        state.blobs.commit(id, &digest).await
+    let verified = if body.is_end_stream() {
+        state.blobs.verify(id, &digest).await
     } else if let Some(length) = content_length(headers).filter(|&l| l <= SMALL_FINAL_CHUNK) {
-        // Small monolithic pushes (configs, small layers): take the body into memory and append + commit in one
+        // Small monolithic pushes (configs, small layers): take the body into memory and append + verify in one
         // step, which saves the streaming pipeline's thread hand-offs (most of such a request's time).
         let start = chunk_start(headers)?;
         let chunk = read_small_body(body, length).await?;
-        match state.blobs.append_and_commit(id, start, chunk, &digest).await {
+        match state.blobs.append_and_verify(id, start, chunk, &digest).await {
             Err(StorageError::OffsetMismatch { current, given, .. }) => {
                 return Ok(out_of_order(target, id, current, given));
             }
@@ -253,18 +281,13 @@ pub(super) async fn finish(
         if let Err(response) = append(state, target, id, headers, body).await? {
             return Ok(response);
         }
-        state.blobs.commit(id, &digest).await
+        state.blobs.verify(id, &digest).await
     };
-    let size = match committed {
-        Ok(size) => size,
+    let verified = match verified {
+        Ok(verified) => verified,
         Err(error) => return Err(forget_if_gone(state, id, error).await),
     };
-    let size = i64::try_from(size).map_err(ApiError::internal)?;
-    let (registry, repository) = (&target.registry.name, &target.repository);
-    state
-        .db
-        .finish_upload(id.as_str(), registry, repository, digest.as_str(), size, &now_rfc3339())
-        .await?;
+    publish_and_link(state, target, verified, Some(id)).await?;
     Ok(blob_created(target, &digest))
 }
 
