@@ -345,6 +345,9 @@ impl<'a> Walker<'_, 'a> {
         let fname = name.name.as_str();
         if namespace.is_none() {
             if self.locals.iter().any(|l| l == fname) || self.model.symbols.contains_key(fname) {
+                if let Some(symbol) = self.model.symbols.get(fname).copied() {
+                    self.model.referenced.insert(symbol);
+                }
                 self.error("BCP059", format!("The name \"{fname}\" is not a function."), name.span);
                 return;
             }
