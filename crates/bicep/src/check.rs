@@ -299,7 +299,7 @@ impl<'a> Walker<'_, 'a> {
     }
 
     fn variable(&mut self, ident: &Ident) {
-        if self.locals.iter().any(|l| *l == ident.name) {
+        if self.locals.contains(&ident.name) {
             return;
         }
         if let Some(resource) = self.model.lookup_resource(&ident.name, self.resource) {
@@ -395,7 +395,7 @@ impl<'a> Walker<'_, 'a> {
             if outputs.name == "outputs" {
                 if let Some(module) = self.module_of(inner) {
                     let Some(interface) = &self.model.modules[module].interface else { return };
-                    if interface.outputs.iter().any(|o| *o == name.name) {
+                    if interface.outputs.contains(&name.name) {
                         return;
                     }
                     let mut available: Vec<&str> =
@@ -430,7 +430,7 @@ impl<'a> Walker<'_, 'a> {
             _ => expr.unparen(),
         };
         match &target.kind {
-            ExprKind::Variable(ident) if !self.locals.iter().any(|l| *l == ident.name) => {
+            ExprKind::Variable(ident) if !self.locals.contains(&ident.name) => {
                 match self.model.symbols.get(&ident.name) {
                     Some(Symbol::Module(m)) => Some(*m),
                     _ => None,

@@ -1297,7 +1297,7 @@ fn collect_dependencies(
 ) {
     match &expr.kind {
         ExprKind::Variable(ident) => {
-            if locals.iter().any(|l| *l == ident.name) {
+            if locals.contains(&ident.name) {
                 return;
             }
             if let Some(r) = model.lookup_resource(&ident.name, context) {
@@ -1308,19 +1308,17 @@ fn collect_dependencies(
                 Some(Symbol::Module(m)) => {
                     found.insert(Target::Module(*m));
                 }
-                Some(Symbol::Var(v)) => {
-                    if visited_vars.insert(*v) {
-                        if let Some(value) = decl_value(model.vars[*v]) {
-                            collect_dependencies(
-                                model,
-                                value,
-                                None,
-                                found,
-                                visited_vars,
-                                &mut Vec::new(),
-                                depth,
-                            );
-                        }
+                Some(Symbol::Var(v)) if visited_vars.insert(*v) => {
+                    if let Some(value) = decl_value(model.vars[*v]) {
+                        collect_dependencies(
+                            model,
+                            value,
+                            None,
+                            found,
+                            visited_vars,
+                            &mut Vec::new(),
+                            depth,
+                        );
                     }
                 }
                 _ => {}

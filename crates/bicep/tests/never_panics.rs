@@ -1,0 +1,128 @@
+//! Property tests standing in for a fuzz target (cargo-fuzz needs nightly): on arbitrary input, and
+//! on real files with random edits, the parser never panics and its tree gives back the input byte
+//! for byte, and the whole compiler (checks and emission included) never panics.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+const SAMPLES: &[&str] = &[
+    include_str!("baselines/basic-publicip/publicIpAddress.bicep"),
+    include_str!("baselines/container-registry/main.bicep"),
+    include_str!("baselines/create-rg-lock-role-assignment/main.bicep"),
+    include_str!("baselines/10-string-functions/main.bicep"),
+    include_str!("baselines/bicepparam-Expressions/parameters.bicepparam"),
+    include_str!("scenario/corrected/roleAssignment.bicep"),
+];
+
+/// Pieces of Bicep that make the random input reach deep into the grammar.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("param ".to_owned()),
+        Just("var ".to_owned()),
+        Just("resource ".to_owned()),
+        Just("module ".to_owned()),
+        Just("output ".to_owned()),
+        Just("targetScope = ".to_owned()),
+        Just("existing ".to_owned()),
+        Just("'Microsoft.A/b@2020-01-01' ".to_owned()),
+        Just("'m.bicep' ".to_owned()),
+        Just("@description('d')\n".to_owned()),
+        Just("[for (x, i) in ".to_owned()),
+        Just("if (".to_owned()),
+        Just("'a${".to_owned()),
+        Just("}b'".to_owned()),
+        Just("'''\nq'''".to_owned()),
+        Just("x => ".to_owned()),
+        Just("::".to_owned()),
+        Just(".?".to_owned()),
+        Just("parent: ".to_owned()),
+        Just("scope: ".to_owned()),
+        Just("name: ".to_owned()),
+        "[a-z]{1,4}".prop_map(|s| s),
+        "[0-9]{1,20}".prop_map(|s| s),
+        "[ \\n\\t{}()\\[\\],.:?!=<>&|+*/%@'\"$\\\\-]{1,3}".prop_map(|s| s),
+        any::<char>().prop_map(|c| c.to_string()),
+    ]
+}
+
+fn soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(fragment(), 0..60).prop_map(|parts| parts.concat())
+}
+
+fn edited_sample() -> impl Strategy<Value = String> {
+    (
+        0..SAMPLES.len(),
+        prop::collection::vec((any::<prop::sample::Index>(), 0..3u8, fragment()), 1..8),
+    )
+        .prop_map(|(i, edits)| {
+            let mut text = SAMPLES[i].to_owned();
+            for (at, op, insert) in edits {
+                let mut position = at.index(text.len() + 1);
+                while !text.is_char_boundary(position) {
+                    position -= 1;
+                }
+                match op {
+                    0 => text.insert_str(position, &insert),
+                    1 => {
+                        let mut end = (position + insert.len()).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        text.replace_range(position..end, "");
+                    }
+                    _ => text.truncate(position),
+                }
+            }
+            text
+        })
+}
+
+fn check(text: &str) {
+    let parsed = berth_bicep::parse(text);
+    assert_eq!(parsed.tree.text(text), text);
+    for d in &parsed.diagnostics {
+        assert!(d.span.end as usize <= text.len());
+    }
+    // The whole pipeline, with a module that refers back to the file under test.
+    let loader: HashMap<PathBuf, String> = [
+        (PathBuf::from("main.bicep"), text.to_owned()),
+        (PathBuf::from("m.bicep"), text.to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let compilation = berth_bicep::compile_with(&PathBuf::from("main.bicep"), &loader);
+    for (file, d) in compilation.diagnostics() {
+        let _ = file.view().snippet(d, true);
+        let _ = file.view().json(d);
+    }
+    let _ = compilation.template_text();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_input(text in soup()) {
+        check(&text);
+    }
+
+    #[test]
+    fn edited_real_files(text in edited_sample()) {
+        check(&text);
+    }
+
+    #[test]
+    fn arbitrary_bytes(text in any::<String>()) {
+        check(&text);
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    for open in ["(", "[", "{a:", "!", "-", "'${"] {
+        let text = format!("var x = {}", open.repeat(5000));
+        check(&text);
+    }
+}
