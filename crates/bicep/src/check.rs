@@ -220,7 +220,11 @@ impl<'a> Walker<'_, 'a> {
                     }
                     _ => {
                         self.expr(base);
-                        if self.model.resource_symbol(base, self.resource).is_none() {
+                        if self.model.resource_symbol(base, self.resource).is_some() {
+                            if !functions::is_list_function(&name.name) {
+                                self.unsupported(name);
+                            }
+                        } else {
                             let ty = self.model.type_name(base);
                             self.error(
                                 "BCP109",
@@ -384,9 +388,32 @@ impl<'a> Walker<'_, 'a> {
         if count < info.min_args || info.max_args.is_some_and(|max| count > max) {
             self.error("BCP071", arity_message(count, info.min_args, info.max_args), call.span);
         }
+        if matches!(
+            fname,
+            "loadTextContent"
+                | "loadJsonContent"
+                | "loadFileAsBase64"
+                | "externalInput"
+                | "readEnvironmentVariable"
+                | "getSecret"
+        ) {
+            self.unsupported(name);
+        }
         if matches!(fname, "newGuid" | "utcNow") && self.place != Place::ParamDefault {
             self.error("BCP065", format!("Function \"{fname}\" is not valid at this location. It can only be used as a parameter default value."), name.span);
         }
+    }
+
+    /// Valid Bicep that berth cannot compile yet: refused rather than emitted wrong.
+    fn unsupported(&mut self, name: &Ident) {
+        self.error(
+            "BRT005",
+            format!(
+                "The function \"{}\" is not supported by berth's Bicep compiler yet.",
+                name.name
+            ),
+            name.span,
+        );
     }
 
     fn property(&mut self, base: &Expr, name: &Ident) {

@@ -171,6 +171,11 @@ fn names_and_functions() {
     assert_eq!(codes("output o string = newGuid()\n"), ["BCP065"]);
     assert_eq!(codes("output o string = az.nope()\n"), ["BCP107"]);
     assert_eq!(codes("output o object = az.resourceGroup()\n"), Vec::<String>::new());
+    assert_eq!(codes("output o string = loadTextContent('x.txt')\n"), ["BRT005"]);
+    assert_eq!(
+        codes("resource kv 'Microsoft.KeyVault/vaults@2023-07-01' existing = {\n  name: 'kv'\n}\noutput k object = kv.listKeys()\noutput s string = kv.getSecret('s')\n"),
+        ["BRT005"]
+    );
 }
 
 #[test]
