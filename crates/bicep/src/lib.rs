@@ -8,6 +8,7 @@ mod check;
 mod compile;
 pub mod diagnostics;
 mod emit;
+mod format;
 mod functions;
 pub mod lexer;
 mod model;
@@ -18,6 +19,7 @@ pub mod syntax;
 pub use compile::{compile_path, compile_with, Compilation, FileLoader, FsLoader, SourceFile};
 pub use diagnostics::{Diagnostic, Level, Origin, SourceView};
 pub use emit::BICEP_VERSION;
+pub use format::format;
 pub use parser::{parse, Parsed};
 
 /// The first line `bicep --version` prints, in the real CLI's form (the Azure CLI parses the version from it).

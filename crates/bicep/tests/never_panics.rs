@@ -126,3 +126,54 @@ fn deep_nesting_is_refused_not_overflowed() {
         check(&text);
     }
 }
+
+/// The significant tokens (no whitespace, no line breaks) of a text, for "formatting changes only layout".
+fn significant(text: &str) -> Vec<String> {
+    let parsed = berth_bicep::parse(text);
+    parsed
+        .tree
+        .tokens
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.kind,
+                berth_bicep::lexer::TokenKind::Whitespace | berth_bicep::lexer::TokenKind::NewLine
+            )
+        })
+        .map(|t| text[t.span.range()].to_owned())
+        .collect()
+}
+
+fn check_format(text: &str) {
+    let Some(formatted) = berth_bicep::format(text) else { return };
+    assert_eq!(
+        significant(&formatted),
+        significant(text),
+        "formatting changed tokens:\n{formatted}"
+    );
+    assert!(
+        berth_bicep::parse(&formatted).diagnostics.iter().all(|d| !d.is_error()),
+        "{formatted}"
+    );
+    assert_eq!(
+        berth_bicep::format(&formatted).as_deref(),
+        Some(formatted.as_str()),
+        "not idempotent"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn format_is_idempotent_and_keeps_tokens(text in prop_oneof![edited_sample(), soup()]) {
+        check_format(&text);
+    }
+}
+
+#[test]
+fn formatting_the_samples_keeps_their_templates() {
+    for sample in SAMPLES {
+        check_format(sample);
+    }
+}
