@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod bicep;
 mod identity;
+pub use bicep::*;
 pub use identity::*;
 
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
@@ -89,6 +91,23 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Compile Bicep files to ARM templates (the real Bicep CLI's command line; also runs as `bicep`).
+    Bicep(BicepArgs),
+}
+
+/// The command line with `bicep ...` turned into `berth bicep ...` when the binary runs under the
+/// name `bicep` (a link on PATH), so tools that call Bicep, such as the Azure CLI, get berth's compiler.
+pub fn normalize_argv(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let invoked_as_bicep = argv
+        .first()
+        .and_then(|program| std::path::Path::new(program).file_stem())
+        .is_some_and(|stem| stem.eq_ignore_ascii_case("bicep"));
+    if !invoked_as_bicep {
+        return argv;
+    }
+    let mut rewritten = vec![std::ffi::OsString::from("berth"), std::ffi::OsString::from("bicep")];
+    rewritten.extend(argv.into_iter().skip(1));
+    rewritten
 }
 
 /// `berth serve`: each flag can also come from a `BERTH_*` environment variable.

@@ -26,7 +26,7 @@ use commands::{Context, UsageError};
 use profile::ConfigDir;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args::normalize_argv(std::env::args_os().collect()));
     if matches!(cli.command, Command::Serve(_)) {
         malloc_tuning::cap_arenas();
     }

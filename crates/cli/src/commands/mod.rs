@@ -5,6 +5,7 @@ mod account;
 mod acr;
 mod acr_data;
 mod ad;
+mod bicep;
 mod group;
 mod identity;
 mod serve;
@@ -16,8 +17,8 @@ use serde_json::Value;
 
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
-    AdCommand, Command, FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand,
-    SpCommand,
+    AdCommand, BicepArgs, BicepCommand, Command, FederatedCredentialCommand, GlobalArgs,
+    GroupCommand, IdentityCommand, SpCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -107,6 +108,16 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
         Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
             ad::create_for_rbac(args, context).await.map(Some)
         }
+        Command::Bicep(BicepArgs { version, command }) => match command {
+            Some(BicepCommand::Build(args)) => bicep::build(args).map(|()| None),
+            Some(BicepCommand::Lint(args)) => bicep::lint(args).map(|()| None),
+            Some(BicepCommand::Format(args)) => bicep::format(args).map(|()| None),
+            None if version => bicep::version().map(|()| None),
+            None => Err(UsageError(
+                "the following arguments are required: build|lint (or --version)".to_owned(),
+            )
+            .into()),
+        },
         Command::Identity { command } => match command {
             IdentityCommand::Create(args) => identity::create(args, context).await.map(Some),
             IdentityCommand::Show(args) => identity::show(args, context).await.map(Some),

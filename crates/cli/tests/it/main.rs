@@ -7,6 +7,7 @@ mod account;
 mod acr;
 mod acr_data;
 mod ad;
+mod bicep;
 mod crash;
 mod errors;
 mod group;
