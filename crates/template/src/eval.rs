@@ -439,6 +439,32 @@ impl Env<'_> {
             _ => {}
         }
         let values = self.eval_args(args)?;
+        if lower == "variables" {
+            // Here rather than in `apply`: a variable's evaluation recurses, and `apply`'s frame is large.
+            let Value::String(key) = &values[0] else {
+                return fail(args[0].span, "the argument of 'variables' must be a String");
+            };
+            return match self.resolve.variable(key) {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(message)) => fail(span, message),
+                None => fail(span, format!("the template variable '{key}' is not found")),
+            };
+        }
+        self.apply(name, &lower, name_span, span, args, values)
+    }
+
+    /// Applies an eagerly evaluated function. Kept out of [`Env::call`] (and never inlined) so that the large
+    /// frame of this match is not on the stack while arguments are evaluated recursively.
+    #[inline(never)]
+    fn apply(
+        &mut self,
+        name: &str,
+        lower: &str,
+        name_span: Span,
+        span: Span,
+        args: &[Expr],
+        values: Vec<Value>,
+    ) -> EvalResult<Value> {
         let arg_span = |i: usize| args.get(i).map_or(span, |a| a.span);
         let string_arg = |i: usize| -> EvalResult<&str> {
             match &values[i] {
@@ -486,7 +512,7 @@ impl Env<'_> {
             return self.list_function(name, span, &values, &string_arg);
         }
 
-        let result = match lower.as_str() {
+        let result = match lower {
             // Scope and deployment.
             "resourcegroup" => self.resource_group_object(span)?,
             "subscription" => self.subscription_object(span)?,
@@ -507,16 +533,6 @@ impl Env<'_> {
                             span,
                             format!("the template parameter '{key}' is not found; the template defines: '{}'", self.parameters.keys().cloned().collect::<Vec<_>>().join(", ")),
                         )
-                    }
-                }
-            }
-            "variables" => {
-                let key = string_arg(0)?;
-                match self.resolve.variable(key) {
-                    Some(Ok(v)) => v,
-                    Some(Err(message)) => return fail(span, message),
-                    None => {
-                        return fail(span, format!("the template variable '{key}' is not found"))
                     }
                 }
             }
@@ -649,7 +665,7 @@ impl Env<'_> {
                     );
                 };
                 use std::cmp::Ordering::*;
-                Value::Bool(match lower.as_str() {
+                Value::Bool(match lower {
                     "less" => order == Less,
                     "lessorequals" => order != Greater,
                     "greater" => order == Greater,
@@ -661,7 +677,7 @@ impl Env<'_> {
             // Numbers.
             "add" | "sub" | "mul" | "div" | "mod" => {
                 let (a, b) = (int_arg(0)?, int_arg(1)?);
-                let result = match lower.as_str() {
+                let result = match lower {
                     "add" => a.checked_add(b),
                     "sub" => a.checked_sub(b),
                     "mul" => a.checked_mul(b),
@@ -741,26 +757,27 @@ impl Env<'_> {
             "replace" => Value::String(replace_all(string_arg(0)?, string_arg(1)?, string_arg(2)?)),
             "split" => {
                 let text = string_arg(0)?;
-                let delimiters: Vec<String> =
-                    match &values[1] {
-                        Value::String(d) => vec![d.clone()],
-                        Value::Array(items) => items
-                            .iter()
-                            .map(|d| {
-                                d.as_str().map(str::to_string).ok_or_else(|| EvalError {
-                                    message: "the delimiters of 'split' must be Strings".into(),
-                                    span: arg_span(1),
-                                })
+                let delimiters: Vec<String> = match &values[1] {
+                    Value::String(d) => vec![d.clone()],
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|d| {
+                            d.as_str().map(str::to_string).ok_or_else(|| EvalError {
+                                message: "the delimiters of 'split' must be Strings".into(),
+                                span: arg_span(1),
                             })
-                            .collect::<EvalResult<_>>()?,
-                        other => return fail(
+                        })
+                        .collect::<EvalResult<_>>()?,
+                    other => {
+                        return fail(
                             arg_span(1),
                             format!(
                                 "the delimiter of 'split' must be a String or an Array, got '{}'",
                                 type_name(other)
                             ),
-                        ),
-                    };
+                        )
+                    }
+                };
                 Value::Array(split_any(text, &delimiters).into_iter().map(Value::String).collect())
             }
             "substring" => {
@@ -771,7 +788,7 @@ impl Env<'_> {
                 if start < 0 || start as usize > chars.len() {
                     return fail(arg_span(1), format!("the start index {start} of 'substring' is outside the string of length {}", chars.len()));
                 }
-                if length < 0 || (start + length) as usize > chars.len() {
+                if length < 0 || start.saturating_add(length) as usize > chars.len() {
                     return fail(span, format!("the length {length} of 'substring' from index {start} goes beyond the string of length {}", chars.len()));
                 }
                 Value::String(chars[start as usize..(start + length) as usize].iter().collect())
@@ -827,6 +844,12 @@ impl Env<'_> {
                 } else {
                     ' '
                 };
+                if width > MAX_PADDED_WIDTH {
+                    return fail(
+                        arg_span(1),
+                        format!("'padLeft' pads to at most {MAX_PADDED_WIDTH} characters"),
+                    );
+                }
                 let missing = (width.max(0) as usize).saturating_sub(text.chars().count());
                 Value::String(std::iter::repeat_n(pad, missing).chain(text.chars()).collect())
             }
@@ -1066,6 +1089,9 @@ impl Env<'_> {
                         format!("the count of 'range' must be between 0 and 10000, got {count}"),
                     );
                 }
+                if start.checked_add(count).is_none() {
+                    return fail(span, "'range' goes beyond a 64-bit integer");
+                }
                 Value::Array((0..count).map(|i| int_value(start + i)).collect())
             }
             "items" => match &values[0] {
@@ -1236,7 +1262,11 @@ impl Env<'_> {
             }
         };
         match frame {
-            Some(frame) => Ok(int_value(frame.index + offset)),
+            Some(frame) => frame
+                .index
+                .checked_add(offset)
+                .map(int_value)
+                .ok_or_else(|| EvalError { message: "the offset of 'copyIndex' is too large".into(), span }),
             None => fail(
                 span,
                 match loop_name {
@@ -1468,17 +1498,18 @@ impl Env<'_> {
                 let value_lambda = if args.len() == 3 { Some(lambda_at(2)?) } else { None };
                 let mut out = Map::new();
                 for item in items {
-                    let key =
-                        match apply(self, &key_lambda, vec![item.clone()])? {
-                            Value::String(s) => s,
-                            other => return fail(
+                    let key = match apply(self, &key_lambda, vec![item.clone()])? {
+                        Value::String(s) => s,
+                        other => {
+                            return fail(
                                 args[1].span,
                                 format!(
                                     "the key lambda of 'toObject' must return a String, got '{}'",
                                     type_name(&other)
                                 ),
-                            ),
-                        };
+                            )
+                        }
+                    };
                     let value = match &value_lambda {
                         Some(lambda) => apply(self, lambda, vec![item])?,
                         None => item,
@@ -1597,6 +1628,9 @@ fn parse_json_text(text: &str) -> Result<Value, String> {
         .map_err(|e| format!("the argument of 'json' is not valid JSON: {e}"))
 }
 
+/// The widest `padLeft` or `format` alignment accepted, so that a template cannot ask for gigabytes.
+const MAX_PADDED_WIDTH: i64 = 16_384;
+
 /// .NET composite formatting: `{0}`, `{1,5}`, `{0:N2}`-style specifiers for integers, `{{`/`}}` escapes.
 pub fn dotnet_format(format: &str, args: &[Value]) -> Result<String, String> {
     let mut out = String::new();
@@ -1647,6 +1681,11 @@ pub fn dotnet_format(format: &str, args: &[Value]) -> Result<String, String> {
                         .trim()
                         .parse()
                         .map_err(|_| format!("'{{{item}}}' has an invalid alignment"))?;
+                    if width.unsigned_abs() > MAX_PADDED_WIDTH as u64 {
+                        return Err(format!(
+                            "'{{{item}}}' aligns to more than {MAX_PADDED_WIDTH} characters"
+                        ));
+                    }
                     let pad = (width.unsigned_abs() as usize).saturating_sub(text.chars().count());
                     if width < 0 {
                         text.push_str(&" ".repeat(pad));
@@ -1665,7 +1704,7 @@ pub fn dotnet_format(format: &str, args: &[Value]) -> Result<String, String> {
 fn format_number(n: &Number, spec: &str) -> String {
     let value = n.as_f64().unwrap_or_default();
     let (kind, digits) = spec.split_at(spec.len().min(1));
-    let digits: Option<usize> = digits.parse().ok();
+    let digits: Option<usize> = digits.parse().ok().map(|d: usize| d.min(99));
     match kind {
         "N" | "n" => {
             let digits = digits.unwrap_or(2);
@@ -1714,8 +1753,9 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
                 i += 3;
                 continue;
             }
@@ -1841,7 +1881,7 @@ fn parse_datetime(text: &str) -> Result<OffsetDateTime, String> {
         return Ok(at);
     }
     // Compact (`20230331T010038Z`) and offset-less forms.
-    let normalized = if trimmed.len() == 16 && trimmed.as_bytes()[8] == b'T' {
+    let normalized = if trimmed.is_ascii() && trimmed.len() == 16 && trimmed.as_bytes()[8] == b'T' {
         format!(
             "{}-{}-{}T{}:{}:{}Z",
             &trimmed[0..4],
@@ -1885,7 +1925,9 @@ fn parse_iso_duration(text: &str) -> Result<IsoDuration, String> {
             'T' if !in_time && number.is_empty() => in_time = true,
             '0'..='9' => number.push(c),
             unit => {
-                let n: i64 = number.parse().map_err(|_| invalid())?;
+                // Durations beyond a million of any unit are nonsense for a template; refusing them keeps the
+                // arithmetic below far from overflow.
+                let n: i64 = number.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(invalid)?;
                 number.clear();
                 any = true;
                 match (in_time, unit) {

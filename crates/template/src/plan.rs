@@ -22,6 +22,9 @@ use crate::template::{
     is_deployment_type, Key, Node, OutputValue, ParamType, Template, VariableValue,
 };
 
+/// How deep variables may refer to variables (each level is a nested evaluation).
+const MAX_VARIABLE_DEPTH: usize = 64;
+
 /// ARM's limit on copy loops.
 const MAX_COPY_COUNT: i64 = 800;
 
@@ -268,6 +271,7 @@ struct VariableTable<'a> {
     parameters: &'a Map<String, Value>,
     deployment: &'a Value,
     state: RefCell<HashMap<String, Option<Result<Value, String>>>>,
+    depth: Cell<usize>,
 }
 
 impl Resolve for VariableTable<'_> {
@@ -284,6 +288,14 @@ impl Resolve for VariableTable<'_> {
             }
             None => {}
         }
+        // Variables referring to variables recurse; a bounded chain keeps the stack safe.
+        if self.depth.get() >= MAX_VARIABLE_DEPTH {
+            return Some(Err(format!(
+                "the variable '{}' is nested more than {MAX_VARIABLE_DEPTH} variables deep",
+                def.name
+            )));
+        }
+        self.depth.set(self.depth.get() + 1);
         self.state.borrow_mut().insert(key.clone(), None);
         let counter = Cell::new(0);
         let mut env = Env {
@@ -316,6 +328,7 @@ impl Resolve for VariableTable<'_> {
         };
         let result = result
             .map_err(|d| format!("in the variable '{}' ({}): {}", def.name, d.path, d.message));
+        self.depth.set(self.depth.get() - 1);
         self.state.borrow_mut().insert(key, Some(result.clone()));
         Some(result)
     }
@@ -383,6 +396,7 @@ impl Plan {
             parameters: &bound,
             deployment: &deployment,
             state: RefCell::new(HashMap::new()),
+            depth: Cell::new(0),
         };
         let mut diagnostics = Vec::new();
         let mut variables = Map::new();

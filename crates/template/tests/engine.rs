@@ -725,6 +725,15 @@ fn evaluation_errors_name_the_place() {
         (json!({"v": "[json('{bad')]"}), "not valid JSON"),
         (json!({"v": "[if('yes', 1, 2)]"}), "the condition of 'if' must be a Boolean"),
         (json!({"copy": [{"name": "big", "count": 801, "input": 1}]}), "from 0 to 800"),
+        (json!({"v": "[padLeft('a', 100000000)]"}), "pads to at most 16384"),
+        (json!({"v": "[format('{0,100000000}', 1)]"}), "aligns to more than 16384"),
+        (json!({"v": "[range(9223372036854775807, 2)]"}), "beyond a 64-bit integer"),
+        (
+            json!({"v": "[dateTimeAdd('2020-01-01T00:00:00Z', 'P99999999999Y')]"}),
+            "not a valid ISO 8601 duration",
+        ),
+        (json!({"v": "[substring('abc', 1, 9223372036854775807)]"}), "goes beyond the string"),
+        (json!({"v": "[mod(-9223372036854775807, 0)]"}), "'mod' by zero"),
     ];
     for (variables, expected) in cases {
         let err = evaluate(variables.clone()).unwrap_err();
@@ -765,4 +774,41 @@ fn what_if_of_a_changed_parameter_shows_exactly_the_change() {
     assert_eq!(change.delta[0].path, "properties.principalId");
     assert_eq!(change.delta[0].before, Some(json!("p-1")));
     assert_eq!(change.delta[0].after, Some(json!("p-2")));
+}
+
+#[test]
+fn long_variable_chains_are_refused_not_overflowed() {
+    let mut variables = serde_json::Map::new();
+    for i in 0..200 {
+        variables.insert(format!("v{i}"), json!(format!("[variables('v{}')]", i + 1)));
+    }
+    variables.insert("v200".into(), json!("end"));
+    let err = evaluate(Value::Object(variables.clone())).unwrap_err();
+    assert!(err.to_string().contains("nested more than 64 variables deep"), "{err}");
+    // A chain of 50 is fine.
+    let short: serde_json::Map<String, Value> =
+        variables.into_iter().filter(|(k, _)| k[1..].parse::<usize>().unwrap() >= 150).collect();
+    assert_eq!(evaluate(Value::Object(short)).unwrap()["v150"], "end");
+}
+
+#[test]
+fn percent_decoding_tolerates_broken_escapes() {
+    let got = evaluate(
+        json!({"a": "[uriComponentToString('%é%4')]", "b": "[uriComponentToString('a%2Fb')]"}),
+    )
+    .unwrap();
+    assert_eq!(got["a"], "%é%4");
+    assert_eq!(got["b"], "a/b");
+}
+
+#[test]
+fn the_deepest_accepted_expression_evaluates_without_overflowing() {
+    // 127 nested calls is just under the parser's limit; evaluation must fit a default 2 MiB thread stack.
+    let depth = 127;
+    let nested = format!("[{}'x'{}]", "concat(".repeat(depth), ")".repeat(depth));
+    assert_eq!(evaluate(json!({"v": nested})).unwrap()["v"], "x");
+    let nested_if = format!("[{}1{}]", "if(true(), ".repeat(depth), ", 0)".repeat(depth));
+    assert_eq!(evaluate(json!({"v": nested_if})).unwrap()["v"], 1);
+    let too_deep = format!("[{}'x'{}]", "concat(".repeat(200), ")".repeat(200));
+    assert!(evaluate(json!({"v": too_deep})).unwrap_err().to_string().contains("deeper than 128"));
 }
