@@ -68,6 +68,8 @@ pub struct DeploymentContext {
     pub now: OffsetDateTime,
     /// Seed for `newGuid()`, so that a deployment's fresh GUIDs are the caller's choice (random in production).
     pub guid_seed: u64,
+    /// What `environment()` returns (the cloud's endpoints and suffixes, e.g. `suffixes.acrLoginServer`), if set.
+    pub environment: Option<Value>,
 }
 
 impl DeploymentContext {
@@ -90,6 +92,7 @@ impl DeploymentContext {
             mode: DeploymentMode::Incremental,
             now,
             guid_seed: 0,
+            environment: None,
         }
     }
 

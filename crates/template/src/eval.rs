@@ -145,6 +145,9 @@ const FUNCTIONS: &[(&str, usize, usize)] = &[
     ("not", 1, 1),
     ("null", 0, 0),
     ("objectkeys", 1, 1),
+    ("shallowmerge", 1, 1),
+    ("environment", 0, 0),
+    ("tryget", 2, usize::MAX),
     ("or", 2, usize::MAX),
     ("padleft", 2, 3),
     ("parameters", 1, 1),
@@ -1118,6 +1121,59 @@ impl Env<'_> {
                         format!("'items' takes an Object, got '{}'", type_name(other)),
                     )
                 }
+            },
+            "shallowmerge" => match &values[0] {
+                Value::Array(items) => {
+                    let mut merged = Map::new();
+                    for item in items {
+                        match item {
+                            Value::Object(map) => {
+                                merged.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())))
+                            }
+                            other => {
+                                return fail(
+                                    arg_span(0),
+                                    format!(
+                                        "'shallowMerge' takes an Array of Objects, found '{}'",
+                                        type_name(other)
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                    Value::Object(merged)
+                }
+                other => {
+                    return fail(
+                        arg_span(0),
+                        format!("'shallowMerge' takes an Array, got '{}'", type_name(other)),
+                    )
+                }
+            },
+            "tryget" => {
+                // Safe dereference (Bicep's `.?`): null as soon as a key or index is missing.
+                let mut current = values[0].clone();
+                for key in &values[1..] {
+                    current = match (&current, key) {
+                        (Value::Object(map), Value::String(k)) => {
+                            get_property(map, k).cloned().unwrap_or(Value::Null)
+                        }
+                        (Value::Array(items), Value::Number(n)) => n
+                            .as_u64()
+                            .and_then(|i| items.get(i as usize))
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        _ => Value::Null,
+                    };
+                }
+                current
+            }
+            "environment" => match &self.ctx.environment {
+                Some(environment) => environment.clone(),
+                None => return fail(
+                    name_span,
+                    "'environment()' is not available: this deployment has no cloud environment",
+                ),
             },
             "objectkeys" => match &values[0] {
                 Value::Object(map) => {

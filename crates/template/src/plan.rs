@@ -793,6 +793,36 @@ impl Plan {
                 }
                 edges.extend(found);
             }
+            // An extension resource after the resource it extends, a nested deployment after the resource group it
+            // deploys into, when the template deploys those (ARM needs a dependsOn for these; nothing else is possible).
+            if let Some(Ok(Value::String(scope))) =
+                def.body.get("scope").map(|n| eval_node(n, &mut env, Code::InvalidTemplate))
+            {
+                if scope.starts_with('/') {
+                    edges.extend(self.targets(scope.trim_end_matches('/')));
+                }
+            }
+            if resource.is_nested_deployment() {
+                if let Some(Ok(Value::String(group))) = def
+                    .body
+                    .get("resourceGroup")
+                    .map(|n| eval_node(n, &mut env, Code::InvalidTemplate))
+                {
+                    let sub = match def
+                        .body
+                        .get("subscriptionId")
+                        .map(|n| eval_node(n, &mut env, Code::InvalidTemplate))
+                    {
+                        Some(Ok(Value::String(sub))) => Some(sub),
+                        _ => self.ctx.subscription_id.clone(),
+                    };
+                    if let Some(sub) = sub {
+                        edges.extend(
+                            self.targets(&format!("/subscriptions/{sub}/resourceGroups/{group}")),
+                        );
+                    }
+                }
+            }
             // A nested child after its parent.
             if let Some(parent) = def.parent {
                 edges.extend(

@@ -812,3 +812,53 @@ fn the_deepest_accepted_expression_evaluates_without_overflowing() {
     let too_deep = format!("[{}'x'{}]", "concat(".repeat(200), ")".repeat(200));
     assert!(evaluate(json!({"v": too_deep})).unwrap_err().to_string().contains("deeper than 128"));
 }
+
+#[test]
+fn extension_resources_wait_for_their_scope_and_modules_for_their_group() {
+    let t = json!({
+      "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+      "contentVersion": "1.0.0.0",
+      "resources": [
+        {"type": "Microsoft.Authorization/locks", "apiVersion": "2016-09-01", "name": "lock",
+         "scope": "[format('/subscriptions/{0}/resourceGroups/g1', subscription().subscriptionId)]", "properties": {"level": "CanNotDelete"}},
+        {"type": "Microsoft.Resources/deployments", "apiVersion": "2025-04-01", "name": "m", "resourceGroup": "g1",
+         "properties": {"mode": "Incremental", "expressionEvaluationOptions": {"scope": "inner"},
+                        "template": {"contentVersion": "1.0.0.0", "resources": []}}},
+        {"type": "Microsoft.Resources/resourceGroups", "apiVersion": "2024-11-01", "name": "g1", "location": "westeurope"}
+      ]
+    });
+    let mut c = ctx();
+    c.resource_group = None;
+    let plan = Plan::new(template(t), &ParameterValues::default(), c).unwrap();
+    assert_eq!(
+        plan.resources()[0].id,
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/g1/providers/Microsoft.Authorization/locks/lock"
+        )
+    );
+    assert_eq!(plan.waves(), &[vec![2], vec![0, 1]]);
+}
+
+#[test]
+fn safe_access_merge_and_environment() {
+    let got = evaluate(json!({
+        "a": "[tryGet(createObject('x', createArray(1, 2)), 'x', 1)]",
+        "b": "[tryGet(createObject('x', 1), 'y', 'z')]",
+        "c": "[shallowMerge(createArray(createObject('a', 1, 'b', 1), createObject('b', 2)))]"
+    }))
+    .unwrap();
+    assert_eq!(got["a"], 2);
+    assert_eq!(got["b"], Value::Null);
+    assert_eq!(got["c"], json!({"a": 1, "b": 2}));
+    let err = evaluate(json!({"e": "[environment().name]"})).unwrap_err();
+    assert!(err.to_string().contains("no cloud environment"), "{err}");
+    let t = template(
+        json!({"contentVersion": "1.0.0.0", "variables": {"s": "[environment().suffixes.acrLoginServer]"}, "resources": []}),
+    );
+    let mut c = ctx();
+    c.environment = Some(json!({"name": "berth", "suffixes": {"acrLoginServer": ".localhost"}}));
+    assert_eq!(
+        Plan::new(t, &ParameterValues::default(), c).unwrap().variables()["s"],
+        ".localhost"
+    );
+}
