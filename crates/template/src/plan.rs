@@ -19,7 +19,7 @@ use crate::eval::{
 use crate::expr::{Expr, ExprKind};
 use crate::json::child_path;
 use crate::template::{
-    is_deployment_type, Key, Node, OutputValue, ParamType, Template, VariableValue,
+    is_deployment_type, Key, Node, OutputValue, ParamType, SchemaScope, Template, VariableValue,
 };
 
 /// How deep variables may refer to variables (each level is a nested evaluation).
@@ -383,6 +383,7 @@ impl Plan {
     ) -> Result<Plan, Diagnostics> {
         let template: Arc<Template> = template.into();
         let locate = |d: Diagnostics| d.locate(&template.source_map);
+        check_schema_scope(&template, &ctx).map_err(locate)?;
         let guid_counter = Cell::new(0);
         let mut deployment = deployment_object(&template, &ctx, &Map::new());
         let (bound, secure_parameters) =
@@ -1101,6 +1102,40 @@ impl Plan {
             Err(Diagnostics(diagnostics).locate(&self.template.source_map))
         }
     }
+}
+
+/// A template's `$schema` names the level it deploys at; deploying it elsewhere is refused as ARM does.
+fn check_schema_scope(template: &Template, ctx: &DeploymentContext) -> Result<(), Diagnostics> {
+    if template.schema.is_none() {
+        return Ok(());
+    }
+    let (wanted, actual) = match (template.schema_scope(), ctx.scope()) {
+        (SchemaScope::ResourceGroup, TargetScope::ResourceGroup { .. })
+        | (SchemaScope::Subscription, TargetScope::Subscription(_))
+        | (SchemaScope::ManagementGroup, TargetScope::ManagementGroup(_))
+        | (SchemaScope::Tenant, TargetScope::Tenant) => return Ok(()),
+        (wanted, actual) => (wanted, actual),
+    };
+    let level = |scope: &TargetScope| match scope {
+        TargetScope::ResourceGroup { .. } => "a resource group",
+        TargetScope::Subscription(_) => "a subscription",
+        TargetScope::ManagementGroup(_) => "a management group",
+        TargetScope::Tenant => "a tenant",
+    };
+    let wanted = match wanted {
+        SchemaScope::ResourceGroup => "resource group",
+        SchemaScope::Subscription => "subscription",
+        SchemaScope::ManagementGroup => "management group",
+        SchemaScope::Tenant => "tenant",
+    };
+    Err(Diagnostics::one(Diagnostic::new(
+        Code::InvalidTemplate,
+        "$schema",
+        format!(
+            "the template's $schema is for {wanted} deployments, but this deployment targets {}",
+            level(&actual)
+        ),
+    )))
 }
 
 fn find_cycle(resources: &[PlannedResource], stuck: &[bool]) -> Vec<usize> {

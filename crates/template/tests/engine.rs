@@ -862,3 +862,16 @@ fn safe_access_merge_and_environment() {
         ".localhost"
     );
 }
+
+#[test]
+fn a_template_deploys_only_at_its_schemas_level() {
+    let t = template(json!({
+        "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+        "contentVersion": "1.0.0.0", "resources": []
+    }));
+    let err = Plan::new(t, &ParameterValues::default(), ctx()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "$schema: the template's $schema is for subscription deployments, but this deployment targets a resource group"
+    );
+}
