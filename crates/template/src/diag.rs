@@ -96,6 +96,20 @@ impl Diagnostics {
         self.0.len()
     }
 
+    /// Replaces every occurrence of a secret in the messages with `***` (secure parameter values must never be
+    /// shown, even when an expression fails on one). Secrets shorter than 3 characters are left alone: replacing
+    /// every `a` would make the message useless and hide nothing worth hiding.
+    pub fn redact(mut self, secrets: &[String]) -> Diagnostics {
+        for d in &mut self.0 {
+            for secret in secrets.iter().filter(|s| s.chars().count() >= 3) {
+                if d.message.contains(secret.as_str()) {
+                    d.message = d.message.replace(secret.as_str(), "***");
+                }
+            }
+        }
+        self
+    }
+
     /// Fills in line and column from a source map.
     pub fn locate(mut self, map: &crate::json::SourceMap) -> Diagnostics {
         for d in &mut self.0 {

@@ -382,7 +382,8 @@ impl Plan {
         ctx: DeploymentContext,
     ) -> Result<Plan, Diagnostics> {
         let template: Arc<Template> = template.into();
-        let locate = |d: Diagnostics| d.locate(&template.source_map);
+        let secrets = secret_strings(&template, parameters);
+        let locate = |d: Diagnostics| d.locate(&template.source_map).redact(&secrets);
         check_schema_scope(&template, &ctx).map_err(locate)?;
         let guid_counter = Cell::new(0);
         let mut deployment = deployment_object(&template, &ctx, &Map::new());
@@ -943,8 +944,9 @@ impl Plan {
         };
         let counter = Cell::new(0);
         let mut env = self.env(&resolver, &resource.loops, Some(reader), Site::Resource, &counter);
-        let mut body = eval_node(&def.body, &mut env, Code::DeploymentFailed)
-            .map_err(|d| Diagnostics::one(d).locate(&self.template.source_map))?;
+        let mut body = eval_node(&def.body, &mut env, Code::DeploymentFailed).map_err(|d| {
+            Diagnostics::one(d).locate(&self.template.source_map).redact(&self.secrets())
+        })?;
         if let Value::Object(map) = &mut body {
             map.insert("name".into(), Value::String(resource.name.clone()));
             map.insert("type".into(), Value::String(resource.resource_type.clone()));
@@ -1099,8 +1101,43 @@ impl Plan {
         if diagnostics.is_empty() {
             Ok(out)
         } else {
-            Err(Diagnostics(diagnostics).locate(&self.template.source_map))
+            Err(Diagnostics(diagnostics).locate(&self.template.source_map).redact(&self.secrets()))
         }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for name in &self.secure_parameters {
+            if let Some(value) = self.parameters.get(name) {
+                collect_strings(value, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// The string values of the secure parameters given to a deployment.
+fn secret_strings(template: &Template, given: &ParameterValues) -> Vec<String> {
+    let mut out = Vec::new();
+    for def in template.parameters.iter().filter(|p| p.param_type.is_secure()) {
+        if let Some(value) = given
+            .0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&def.name))
+            .and_then(|(_, v)| v.get("value"))
+        {
+            collect_strings(value, &mut out);
+        }
+    }
+    out
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }
 
@@ -1326,6 +1363,11 @@ fn check_parameter(def: &crate::template::ParameterDef, value: &Value) -> Result
             _ => allowed.iter().any(|a| crate::eval::values_equal(a, value)),
         };
         if !ok {
+            if def.param_type.is_secure() {
+                return Err(format!(
+                    "the provided value for the secure template parameter '{name}' is not one of its allowed values"
+                ));
+            }
             let list: Vec<String> = allowed.iter().map(crate::eval::to_text).collect();
             return Err(format!(
                 "the provided value for the template parameter '{name}' is not valid: '{}' is not part of the allowed values '{}'",

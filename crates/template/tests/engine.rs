@@ -607,6 +607,17 @@ fn secure_parameters_stay_out_of_records_and_messages() {
     assert!(!format!("{plan:?}").contains("hunter2"));
     let err = self::plan(t, json!({"secret": 42, "plain": "p"})).unwrap_err();
     assert!(!err.to_string().contains("42"), "{err}");
+    let leaky = json!({"contentVersion": "1.0.0.0", "parameters": {"secret": {"type": "securestring"}},
+                       "variables": {"n": "[int(parameters('secret'))]"}, "resources": []});
+    let err = self::plan(leaky, json!({"secret": "hunter2"})).unwrap_err();
+    assert!(err.to_string().contains("the value '***' can't be converted"), "{err}");
+    let allowed = json!({"contentVersion": "1.0.0.0", "parameters": {"secret": {"type": "securestring", "allowedValues": ["a"]}}, "resources": []});
+    let err = self::plan(allowed, json!({"secret": "hunter2"})).unwrap_err();
+    assert!(
+        err.to_string().contains("is not one of its allowed values")
+            && !err.to_string().contains("hunter2"),
+        "{err}"
+    );
 }
 
 #[test]
