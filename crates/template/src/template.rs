@@ -255,8 +255,10 @@ impl Template {
         source_map: SourceMap,
     ) -> Result<Template, Diagnostics> {
         let mut reader = Reader { diagnostics: Vec::new() };
-        let template = reader.template(&value, source_map.clone());
+        let mut template = reader.template(&value, SourceMap::default());
         if reader.diagnostics.is_empty() {
+            template.raw = value;
+            template.source_map = source_map;
             Ok(template)
         } else {
             Err(Diagnostics(reader.diagnostics).locate(&source_map))
@@ -305,7 +307,7 @@ impl Reader {
             resources: Vec::new(),
             outputs: Vec::new(),
             functions: UserFunctions::new(),
-            raw: value.clone(),
+            raw: Value::Null,
             source_map,
         };
         let Some(root) = value.as_object() else {
