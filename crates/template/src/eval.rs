@@ -1628,6 +1628,14 @@ fn merge_objects(into: &mut Map<String, Value>, from: &Map<String, Value>) {
             (Some(Value::Object(existing)), Value::Object(incoming)) => {
                 merge_objects(existing, incoming)
             }
+            // union() merges nested arrays as it merges top-level ones: the union of their items.
+            (Some(Value::Array(existing)), Value::Array(incoming)) => {
+                for item in incoming {
+                    if !existing.iter().any(|e| values_equal(e, item)) {
+                        existing.push(item.clone());
+                    }
+                }
+            }
             _ => {
                 into.insert(key.clone(), value.clone());
             }
@@ -2021,6 +2029,15 @@ fn add_duration(at: OffsetDateTime, d: &IsoDuration) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn union_merges_nested_objects_and_arrays() {
+        let mut into = json!({"a": {"x": 1, "list": [1, 2]}, "b": 1}).as_object().unwrap().clone();
+        let from = json!({"a": {"y": 2, "list": [2, 3]}, "b": 2}).as_object().unwrap().clone();
+        merge_objects(&mut into, &from);
+        assert_eq!(Value::Object(into), json!({"a": {"x": 1, "list": [1, 2, 3], "y": 2}, "b": 2}));
+    }
 
     #[test]
     fn dotnet_format_cases() {
