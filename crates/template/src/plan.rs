@@ -92,6 +92,10 @@ pub struct PlannedResource {
     pub deploy: bool,
     /// Indices (in [`Plan::resources`]) of the resources that must be deployed first.
     pub depends_on: Vec<usize>,
+    /// IDs of the resources whose `reference()`/`list*()` the body reads, as far as they are known before
+    /// deployment: what an asynchronous caller must fetch into its [`ResourceReader`] before
+    /// [`Plan::evaluate_resource`]. (A target computed from another `reference()` is not known in advance.)
+    pub references: Vec<String>,
     loops: Vec<LoopFrame>,
 }
 
@@ -608,6 +612,7 @@ impl Plan {
                     copy: loops.first().map(|f| (f.name.clone().unwrap_or_default(), f.index)),
                     deploy,
                     depends_on: Vec::new(),
+                    references: Vec::new(),
                     loops,
                 });
             }
@@ -733,7 +738,8 @@ impl Plan {
         let template = self.template.clone();
         let mut diagnostics = Vec::new();
         let counter = Cell::new(0);
-        let mut all_edges: Vec<Vec<usize>> = Vec::with_capacity(self.resources.len());
+        let mut all_edges: Vec<(Vec<usize>, Vec<String>)> =
+            Vec::with_capacity(self.resources.len());
         for (index, resource) in self.resources.iter().enumerate() {
             let def = &template.resources[resource.definition];
             let resolver = PlanResolver {
@@ -780,9 +786,15 @@ impl Plan {
                     }
                 });
             });
+            let mut references = Vec::new();
             for (arg, path) in targets {
                 let Ok(Value::String(target)) = env.eval(arg) else { continue };
                 let found = self.targets(&target);
+                if target.starts_with('/') {
+                    references.push(target.clone());
+                } else {
+                    references.extend(found.iter().map(|&i| self.resources[i].id.clone()));
+                }
                 if found.is_empty() && !target.starts_with('/') {
                     diagnostics.push(
                         Diagnostic::new(
@@ -861,13 +873,16 @@ impl Plan {
             edges.retain(|&e| e != index);
             edges.sort_unstable();
             edges.dedup();
-            all_edges.push(edges);
+            references.sort_unstable();
+            references.dedup();
+            all_edges.push((edges, references));
         }
         if !diagnostics.is_empty() {
             return Err(Diagnostics(diagnostics));
         }
-        for (resource, edges) in self.resources.iter_mut().zip(all_edges) {
+        for (resource, (edges, references)) in self.resources.iter_mut().zip(all_edges) {
             resource.depends_on = edges;
+            resource.references = references;
         }
         Ok(())
     }
@@ -1023,6 +1038,39 @@ impl Plan {
         })
     }
 
+    /// IDs of the resources whose `reference()`/`list*()` the outputs read (see [`PlannedResource::references`]).
+    pub fn output_references(&self) -> Vec<String> {
+        let resolver = PlanResolver {
+            template: &self.template,
+            variables: &self.variables,
+            resources: &self.resources,
+        };
+        let counter = Cell::new(0);
+        let mut env = self.env(&resolver, &[], None, Site::Planning, &counter);
+        let mut args: Vec<&Expr> = Vec::new();
+        for def in &self.template.outputs {
+            match &def.value {
+                OutputValue::Value(node) => reference_arguments(node, &mut args),
+                OutputValue::Copy { count, input } => {
+                    reference_arguments(count, &mut args);
+                    reference_arguments(input, &mut args);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for arg in args {
+            let Ok(Value::String(target)) = env.eval(arg) else { continue };
+            if target.starts_with('/') {
+                out.push(target);
+            } else {
+                out.extend(self.targets(&target).into_iter().map(|i| self.resources[i].id.clone()));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Evaluates the outputs once every resource is deployed: `{"name": {"type": "String", "value": ...}}`.
     /// Outputs of secure types carry no value.
     pub fn evaluate_outputs(
@@ -1139,6 +1187,20 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
         Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
         _ => {}
     }
+}
+
+/// The first arguments of the `reference()` and `list*()` calls in a node.
+fn reference_arguments<'a>(node: &'a Node, args: &mut Vec<&'a Expr>) {
+    node.walk_exprs(&mut |expr, _| {
+        expr.walk(&mut |e| {
+            if let ExprKind::Call { namespace: None, name, args: call_args, .. } = &e.kind {
+                let lower = name.to_ascii_lowercase();
+                if (lower == "reference" || lower.starts_with("list")) && !call_args.is_empty() {
+                    args.push(&call_args[0]);
+                }
+            }
+        })
+    });
 }
 
 /// A template's `$schema` names the level it deploys at; deploying it elsewhere is refused as ARM does.

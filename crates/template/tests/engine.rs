@@ -70,6 +70,10 @@ fn az_walkthrough_template_plans_and_evaluates_end_to_end() {
     assert_eq!(resources[0].id, identity_id);
     assert_eq!(resources[1].depends_on, vec![0]);
     assert_eq!(plan.waves(), &[vec![0], vec![1]]);
+    // What an asynchronous caller must fetch before evaluating each resource.
+    assert!(resources[0].references.is_empty());
+    assert_eq!(resources[1].references, vec![identity_id.clone()]);
+    assert!(plan.output_references().is_empty());
 
     let mut deployed = ResourceSnapshot::new();
     let identity = plan.evaluate_resource(0, &deployed).unwrap();
@@ -212,6 +216,7 @@ fn nested_inner_scope_modules_deploy_in_order_and_pass_outputs() {
         &identity_id,
         json!({"properties": {"principalId": "11111111-2222-3333-4444-555555555555"}}),
     );
+    assert_eq!(child.output_references(), vec![identity_id.clone()]);
     let child_outputs = child.evaluate_outputs(&deployed).unwrap();
     assert_eq!(child_outputs["principalId"]["value"], "11111111-2222-3333-4444-555555555555");
     let deployment_id = parent.resources()[0].id.clone();
@@ -221,6 +226,7 @@ fn nested_inner_scope_modules_deploy_in_order_and_pass_outputs() {
     );
     deployed.insert(&deployment_id, json!({"properties": {"outputs": child_outputs}}));
 
+    assert_eq!(parent.resources()[1].references, vec![deployment_id.clone()]);
     // Module 2: the role assignment on the registry, with the first module's output.
     let body = parent.evaluate_resource(1, &deployed).unwrap();
     assert_eq!(
