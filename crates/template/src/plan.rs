@@ -606,7 +606,15 @@ impl Plan {
                     path: def.path.clone(),
                     symbolic_name: def.symbolic_name.clone(),
                     resource_type: def.resource_type.clone(),
-                    api_version: def.api_version.clone(),
+                    // Usually a literal; evaluated in case it is an expression such as `[variables('api')]`.
+                    api_version: match def
+                        .body
+                        .get("apiVersion")
+                        .map(|n| eval_node(n, &mut env, Code::InvalidTemplate))
+                    {
+                        Some(Ok(Value::String(api))) => Some(api),
+                        _ => def.api_version.clone(),
+                    },
                     name,
                     id,
                     copy: loops.first().map(|f| (f.name.clone().unwrap_or_default(), f.index)),

@@ -892,3 +892,13 @@ fn a_template_deploys_only_at_its_schemas_level() {
         "$schema: the template's $schema is for subscription deployments, but this deployment targets a resource group"
     );
 }
+
+#[test]
+fn api_versions_may_be_expressions() {
+    let mut r = identity("a");
+    r["apiVersion"] = json!("[variables('api')]");
+    let t = json!({"contentVersion": "1.0.0.0", "variables": {"api": "2023-01-31"}, "resources": [r]});
+    let plan = plan(t, json!({})).unwrap();
+    assert_eq!(plan.resources()[0].api_version.as_deref(), Some("2023-01-31"));
+    assert_eq!(plan.evaluate_resource(0, &ResourceSnapshot::new()).unwrap()["apiVersion"], "2023-01-31");
+}
