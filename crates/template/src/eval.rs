@@ -85,6 +85,9 @@ pub struct Env<'a> {
     pub functions: &'a UserFunctions,
     pub guid_counter: &'a Cell<u64>,
     pub lambda_variables: Vec<(String, Value)>,
+    /// What-if mode: set when `reference()`/`list*()` cannot be answered yet, so that the expression is shown
+    /// as written instead of failing the evaluation.
+    pub unknown: Option<&'a Cell<bool>>,
 }
 
 /// Function names and how many arguments each takes (`usize::MAX`: any number).
@@ -393,6 +396,7 @@ impl Env<'_> {
             functions: self.functions,
             guid_counter: self.guid_counter,
             lambda_variables: Vec::new(),
+            unknown: None,
         };
         inner.eval(&function.output).map_err(|e| EvalError {
             message: format!("in the function '{ns}.{name}': {}", e.message),
@@ -1394,9 +1398,12 @@ impl Env<'_> {
         let Some(reader) = self.reader else {
             return fail(span, format!("the value of 'reference' for '{id}' is not known before the resource is deployed"));
         };
-        let mut value = reader
-            .reference(&id, api_version.as_deref(), full)
-            .map_err(|m| EvalError { message: format!("reference('{id}'): {m}"), span })?;
+        let mut value = reader.reference(&id, api_version.as_deref(), full).map_err(|m| {
+            if let Some(unknown) = self.unknown {
+                unknown.set(true);
+            }
+            EvalError { message: format!("reference('{id}'): {m}"), span }
+        })?;
         if full {
             // ARM's 'Full' form carries the resource ID and API version it read with.
             if let Value::Object(map) = &mut value {
@@ -1429,9 +1436,12 @@ impl Env<'_> {
                 ),
             );
         };
-        reader
-            .list(name, &id, api_version, values.get(2))
-            .map_err(|m| EvalError { message: format!("{name}('{id}'): {m}"), span })
+        reader.list(name, &id, api_version, values.get(2)).map_err(|m| {
+            if let Some(unknown) = self.unknown {
+                unknown.set(true);
+            }
+            EvalError { message: format!("{name}('{id}'): {m}"), span }
+        })
     }
 
     fn call_lambda_function(&mut self, name: &str, args: &[Expr]) -> EvalResult<Value> {

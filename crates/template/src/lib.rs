@@ -47,7 +47,7 @@ pub use expr::{
 };
 pub use hash::{arm_guid, unique_string};
 pub use json::{parse_lenient, JsonError, Position, SourceMap};
-pub use plan::{NestedDeployment, ParameterValues, Plan, PlannedResource};
+pub use plan::{NestedDeployment, ParameterValues, Plan, PlannedResource, WhatIfEntry};
 pub use request::{parse_deployment_request, DeploymentRequest};
 pub use template::Template;
 pub use whatif::{

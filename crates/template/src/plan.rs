@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::context::{
-    DeploymentContext, DeploymentMode, ResourceGroupInfo, ResourceReader, TargetScope,
+    DeploymentContext, DeploymentMode, ResourceGroupInfo, ResourceReader, ResourceSnapshot,
+    TargetScope,
 };
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::eval::{
@@ -114,6 +115,26 @@ impl PlannedResource {
     }
 }
 
+/// One resource's predicted change (see [`Plan::what_if`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhatIfEntry {
+    pub resource_id: String,
+    pub change: crate::whatif::ResourceChange,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl WhatIfEntry {
+    /// ARM's `WhatIfChange` JSON.
+    pub fn to_json(&self) -> Value {
+        let mut value = self.change.to_json(self.before.as_ref(), self.after.as_ref());
+        if let Value::Object(map) = &mut value {
+            map.insert("resourceId".into(), Value::String(self.resource_id.clone()));
+        }
+        value
+    }
+}
+
 /// A nested `Microsoft.Resources/deployments` resource, ready to be planned as a deployment of its own.
 #[derive(Debug, Clone)]
 pub struct NestedDeployment {
@@ -200,6 +221,7 @@ impl Env<'_> {
             functions: self.functions,
             guid_counter: self.guid_counter,
             lambda_variables: self.lambda_variables.clone(),
+            unknown: self.unknown,
         }
     }
 }
@@ -208,7 +230,12 @@ impl Env<'_> {
 fn eval_node(node: &Node, env: &mut Env<'_>, code: Code) -> Result<Value, Diagnostic> {
     match node {
         Node::Literal(v) => Ok(v.clone()),
-        Node::Expr { expr, path } => env.eval(expr).map_err(|e| eval_error(path, code, e)),
+        Node::Expr { expr, path, text } => match env.eval(expr) {
+            Ok(value) => Ok(value),
+            // What-if: a value that needs a resource not deployed yet is shown as written, as ARM's what-if does.
+            Err(_) if env.unknown.is_some_and(Cell::take) => Ok(Value::String(text.to_string())),
+            Err(e) => Err(eval_error(path, code, e)),
+        },
         Node::Array(items) => Ok(Value::Array(
             items.iter().map(|n| eval_node(n, env, code)).collect::<Result<_, _>>()?,
         )),
@@ -313,6 +340,7 @@ impl Resolve for VariableTable<'_> {
             functions: &self.template.functions,
             guid_counter: &counter,
             lambda_variables: Vec::new(),
+            unknown: None,
         };
         let result = match &def.value {
             VariableValue::Plain(node) => eval_node(node, &mut env, Code::InvalidTemplate),
@@ -506,6 +534,7 @@ impl Plan {
             functions: &self.template.functions,
             guid_counter: counter,
             lambda_variables: Vec::new(),
+            unknown: None,
         }
     }
 
@@ -977,6 +1006,98 @@ impl Plan {
         Ok(body)
     }
 
+    /// Like [`Plan::evaluate_resource`], for what-if: values that need a resource the reader does not have yet
+    /// are shown as their expression text instead of failing.
+    pub fn evaluate_resource_what_if(
+        &self,
+        index: usize,
+        reader: &dyn ResourceReader,
+    ) -> Result<Value, Diagnostics> {
+        let resource = self.resources.get(index).ok_or_else(|| {
+            Diagnostics::one(Diagnostic::new(
+                Code::InvalidTemplate,
+                "resources",
+                format!("no planned resource {index}"),
+            ))
+        })?;
+        let def = &self.template.resources[resource.definition];
+        let resolver = PlanResolver {
+            template: &self.template,
+            variables: &self.variables,
+            resources: &self.resources,
+        };
+        let counter = Cell::new(0);
+        let unknown = Cell::new(false);
+        let mut env = self.env(&resolver, &resource.loops, Some(reader), Site::Resource, &counter);
+        env.unknown = Some(&unknown);
+        let mut body = eval_node(&def.body, &mut env, Code::DeploymentFailed).map_err(|d| {
+            Diagnostics::one(d).locate(&self.template.source_map).redact(&self.secrets())
+        })?;
+        if let Value::Object(map) = &mut body {
+            map.insert("name".into(), Value::String(resource.name.clone()));
+            map.insert("type".into(), Value::String(resource.resource_type.clone()));
+        }
+        Ok(body)
+    }
+
+    /// What deploying this plan would change, resource by resource, nested deployments included: `current` holds
+    /// the resources as they are (whole bodies by ID; it also answers `reference()`), `resource_group` gives the
+    /// resource groups nested deployments target. Properties the template does not state are not compared.
+    pub fn what_if(
+        &self,
+        current: &ResourceSnapshot,
+        resource_group: &dyn Fn(&str) -> Option<ResourceGroupInfo>,
+    ) -> Result<Vec<WhatIfEntry>, Diagnostics> {
+        let mut out = Vec::new();
+        for &index in self.waves.iter().flatten() {
+            let resource = &self.resources[index];
+            let after = self.evaluate_resource_what_if(index, current)?;
+            if resource.is_nested_deployment() {
+                let nested = self.nested_deployment(index, &after)?;
+                let group = match nested.target_resource_group(&self.ctx) {
+                    Some(name) => Some(resource_group(name).ok_or_else(|| {
+                        Diagnostics::one(Diagnostic::new(
+                            Code::DeploymentFailed,
+                            &resource.path,
+                            format!("the resource group '{name}' of the nested deployment '{}' was not found", resource.name),
+                        ))
+                    })?),
+                    None => None,
+                };
+                let child = Plan::new(
+                    nested.template.clone(),
+                    &nested.parameters,
+                    nested.context(&self.ctx, group),
+                )?;
+                out.extend(child.what_if(current, resource_group)?);
+                continue;
+            }
+            let before = current.get(&resource.id).cloned();
+            // Identity is the ID: name, type, API version and scope are not compared (a GET spells them differently).
+            let comparable = |body: &Value| -> Value {
+                let mut body = body.clone();
+                if let Value::Object(map) = &mut body {
+                    for key in ["id", "name", "type", "apiVersion", "scope"] {
+                        map.remove(key);
+                    }
+                }
+                body
+            };
+            let change = crate::whatif::what_if(
+                before.as_ref().map(comparable).as_ref(),
+                Some(&comparable(&after)),
+                crate::whatif::DiffOptions { ignore_missing_in_after: true },
+            );
+            out.push(WhatIfEntry {
+                resource_id: resource.id.clone(),
+                change,
+                before,
+                after: Some(after),
+            });
+        }
+        Ok(out)
+    }
+
     /// The nested template of a `Microsoft.Resources/deployments` resource, from its evaluated body.
     pub fn nested_deployment(
         &self,
@@ -1371,6 +1492,7 @@ fn bind_parameters(
                         functions: &template.functions,
                         guid_counter,
                         lambda_variables: Vec::new(),
+                        unknown: None,
                     };
                     match eval_node(default, &mut env, Code::InvalidTemplate) {
                         Ok(v) => v,

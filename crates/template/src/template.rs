@@ -14,9 +14,17 @@ use crate::json::{child_path, index_path, parse_lenient, SourceMap};
 #[derive(Debug, Clone)]
 pub enum Node {
     Literal(Value),
-    Expr { expr: Arc<Expr>, path: Arc<str> },
+    /// `text` is the template string as written (what-if shows it for values not known before deployment).
+    Expr {
+        expr: Arc<Expr>,
+        path: Arc<str>,
+        text: Arc<str>,
+    },
     Array(Vec<Node>),
-    Object { entries: Vec<(Key, Node)>, copies: Vec<PropertyCopy> },
+    Object {
+        entries: Vec<(Key, Node)>,
+        copies: Vec<PropertyCopy>,
+    },
 }
 
 /// An object key: usually plain, but ARM evaluates keys written as expressions too.
@@ -40,7 +48,7 @@ impl Node {
     pub fn walk_exprs<'a>(&'a self, visit: &mut dyn FnMut(&'a Expr, &'a str)) {
         match self {
             Node::Literal(_) => {}
-            Node::Expr { expr, path } => visit(expr, path),
+            Node::Expr { expr, path, .. } => visit(expr, path),
             Node::Array(items) => items.iter().for_each(|n| n.walk_exprs(visit)),
             Node::Object { entries, copies } => {
                 for (key, node) in entries {
@@ -841,7 +849,11 @@ impl Reader {
                 Ok(TemplateString::Literal(l)) => Node::Literal(Value::String(l)),
                 Ok(TemplateString::Expression(expr)) => {
                     self.check_expr(&expr, path, functions);
-                    Node::Expr { expr: Arc::new(expr), path: Arc::from(path) }
+                    Node::Expr {
+                        expr: Arc::new(expr),
+                        path: Arc::from(path),
+                        text: Arc::from(s.as_str()),
+                    }
                 }
                 Err(e) => {
                     self.diagnostics.push(

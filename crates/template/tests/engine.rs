@@ -897,8 +897,83 @@ fn a_template_deploys_only_at_its_schemas_level() {
 fn api_versions_may_be_expressions() {
     let mut r = identity("a");
     r["apiVersion"] = json!("[variables('api')]");
-    let t = json!({"contentVersion": "1.0.0.0", "variables": {"api": "2023-01-31"}, "resources": [r]});
+    let t =
+        json!({"contentVersion": "1.0.0.0", "variables": {"api": "2023-01-31"}, "resources": [r]});
     let plan = plan(t, json!({})).unwrap();
     assert_eq!(plan.resources()[0].api_version.as_deref(), Some("2023-01-31"));
-    assert_eq!(plan.evaluate_resource(0, &ResourceSnapshot::new()).unwrap()["apiVersion"], "2023-01-31");
+    assert_eq!(
+        plan.evaluate_resource(0, &ResourceSnapshot::new()).unwrap()["apiVersion"],
+        "2023-01-31"
+    );
+}
+
+#[test]
+fn plan_what_if_shows_creates_unknowns_and_exactly_the_changed_property() {
+    let t = json!({
+      "contentVersion": "1.0.0.0",
+      "parameters": {"env": {"type": "string"}},
+      "resources": [
+        {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "id1",
+         "location": "westeurope", "tags": {"env": "[parameters('env')]"}},
+        {"type": "Microsoft.Authorization/roleAssignments", "apiVersion": "2022-04-01", "name": "[guid('ra')]",
+         "dependsOn": ["id1"],
+         "properties": {"principalId": "[reference('id1').principalId]", "roleDefinitionId": "/r/acrpull"}}
+      ]
+    });
+    let groups = |name: &str| (name == "rg1").then(|| group("rg1"));
+    let identity_id =
+        format!("{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1", rg_id());
+    let assignment_id = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/{}",
+        rg_id(),
+        arm_guid(&["ra"])
+    );
+
+    // Nothing exists: both are created, and the principal is shown as the expression ARM will evaluate.
+    let empty = ResourceSnapshot::new();
+    let changes = plan(t.clone(), json!({"env": "dev"})).unwrap().what_if(&empty, &groups).unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| c.change.change_type == ChangeType::Create));
+    assert_eq!(
+        changes[1].after.as_ref().unwrap()["properties"]["principalId"],
+        "[reference('id1').principalId]"
+    );
+    assert_eq!(changes[1].to_json()["resourceId"], assignment_id.as_str());
+
+    // As deployed (GET bodies carry ids and read-only properties the template does not state).
+    let mut current = ResourceSnapshot::new();
+    current.insert(&identity_id, json!({"id": identity_id, "name": "id1", "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "location": "westeurope", "tags": {"env": "dev"}, "properties": {"principalId": "p1", "clientId": "c1"}}));
+    current.insert(
+        &assignment_id,
+        json!({"id": assignment_id, "name": arm_guid(&["ra"]),
+        "properties": {"principalId": "p1", "roleDefinitionId": "/r/acrpull", "scope": rg_id()}}),
+    );
+    let changes =
+        plan(t.clone(), json!({"env": "dev"})).unwrap().what_if(&current, &groups).unwrap();
+    assert!(changes.iter().all(|c| c.change.change_type == ChangeType::NoChange), "{changes:?}");
+
+    let changes = plan(t, json!({"env": "prod"})).unwrap().what_if(&current, &groups).unwrap();
+    assert_eq!(changes[0].change.change_type, ChangeType::Modify);
+    assert_eq!(changes[0].change.delta.len(), 1);
+    assert_eq!(changes[0].change.delta[0].path, "tags.env");
+    assert_eq!(changes[0].change.delta[0].before, Some(json!("dev")));
+    assert_eq!(changes[0].change.delta[0].after, Some(json!("prod")));
+    assert_eq!(changes[1].change.change_type, ChangeType::NoChange);
+}
+
+#[test]
+fn what_if_goes_into_nested_deployments() {
+    let parent = plan(blog_main(), json!({"acrName": "myacr", "identityName": "id1"})).unwrap();
+    let groups = |name: &str| (name == "rg1").then(|| group("rg1"));
+    let changes = parent.what_if(&ResourceSnapshot::new(), &groups).unwrap();
+    let ids: Vec<&str> = changes.iter().map(|c| c.resource_id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids[0].ends_with("/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"));
+    assert!(ids[1].contains("/providers/Microsoft.ContainerRegistry/registries/myacr/providers/Microsoft.Authorization/roleAssignments/"));
+    // The module output is not known before the identity exists: the child sees the expression as its parameter.
+    assert_eq!(
+        changes[1].after.as_ref().unwrap()["properties"]["principalId"],
+        "[reference(resourceId('Microsoft.Resources/deployments', 'managedIdentity'), '2025-04-01').outputs.principalId.value]"
+    );
 }
