@@ -791,7 +791,12 @@ impl Plan {
                 match eval_node(node, &mut env, Code::InvalidTemplate) {
                     Ok(Value::String(target)) => {
                         let found = self.targets(&target);
-                        if found.is_empty() {
+                        // A copy loop of zero instances is a valid dependency on nothing.
+                        let empty_loop = template.resources.iter().any(|d| {
+                            d.copy.as_ref().is_some_and(|c| c.name.eq_ignore_ascii_case(&target))
+                                || d.symbolic_name.as_deref() == Some(target.as_str())
+                        });
+                        if found.is_empty() && !empty_loop {
                             diagnostics.push(Diagnostic::new(
                                 Code::InvalidTemplate,
                                 path,

@@ -977,3 +977,15 @@ fn what_if_goes_into_nested_deployments() {
         "[reference(resourceId('Microsoft.Resources/deployments', 'managedIdentity'), '2025-04-01').outputs.principalId.value]"
     );
 }
+
+#[test]
+fn depending_on_an_empty_copy_loop_is_depending_on_nothing() {
+    let mut looped = identity("[concat('n', copyIndex())]");
+    looped["copy"] = json!({"name": "none", "count": 0});
+    let mut after = identity("after");
+    after["dependsOn"] = json!(["none"]);
+    let plan = plan(json!({"contentVersion": "1.0.0.0", "resources": [looped, after]}), json!({}))
+        .unwrap();
+    assert_eq!(plan.resources().len(), 1);
+    assert_eq!(plan.waves(), &[vec![0]]);
+}
