@@ -1,5 +1,8 @@
 //! Benchmark: the az walkthrough's main.json, from request text to evaluated resources and outputs.
 //! Run: `cargo bench -p berth-template --bench evaluate`.
+//! Measured 2026-12-02 on the shared 2-core development machine (load average ~11): 412 us median wall time for
+//! parse+plan+evaluate, 193 us for plan+evaluate; in CPU time (`perf stat -e task-clock` over 20,000 loops) about
+//! 105 us for the whole parse+plan+evaluate+outputs.
 
 use berth_template::{
     parse_deployment_request, DeploymentContext, Plan, ResourceGroupInfo, ResourceSnapshot,

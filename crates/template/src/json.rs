@@ -72,19 +72,33 @@ impl SourceMap {
 
 /// Appends a property name to a JSON path the way diagnostics print it.
 pub fn child_path(parent: &str, key: &str) -> String {
+    // Built by hand rather than with format!: every value of every parsed document gets a path.
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
         && !key.starts_with(|c: char| c.is_ascii_digit());
-    match (parent.is_empty(), plain) {
-        (true, true) => key.to_string(),
-        (false, true) => format!("{parent}.{key}"),
-        (_, false) => format!("{parent}['{}']", key.replace('\'', "''")),
+    let mut out = String::with_capacity(parent.len() + key.len() + 4);
+    out.push_str(parent);
+    if plain {
+        if !parent.is_empty() {
+            out.push('.');
+        }
+        out.push_str(key);
+    } else {
+        out.push_str("['");
+        out.push_str(&key.replace('\'', "''"));
+        out.push_str("']");
     }
+    out
 }
 
 /// Appends an array index to a JSON path.
 pub fn index_path(parent: &str, index: usize) -> String {
-    format!("{parent}[{index}]")
+    let mut out = String::with_capacity(parent.len() + 6);
+    out.push_str(parent);
+    out.push('[');
+    out.push_str(&index.to_string());
+    out.push(']');
+    out
 }
 
 /// A syntax error in a JSON document.
