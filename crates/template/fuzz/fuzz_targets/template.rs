@@ -15,5 +15,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = plan.evaluate_resource(i, &ResourceSnapshot::new());
         }
         let _ = plan.evaluate_outputs(&ResourceSnapshot::new());
+        let groups = |name: &str| {
+            Some(ResourceGroupInfo { name: name.into(), location: "westeurope".into(), tags: Default::default(), managed_by: None })
+        };
+        let _ = plan.what_if(&ResourceSnapshot::new(), &groups);
     }
 });
