@@ -110,7 +110,7 @@ impl Formatter<'_> {
                 }
                 self.out.push_str(&"  ".repeat(level));
             } else if let Some(prev) = previous {
-                if self.space_between(prev, token, i) {
+                if self.space_between(prev, token, i) || self.would_merge(prev, token) {
                     self.out.push(' ');
                 }
             }
@@ -136,6 +136,18 @@ impl Formatter<'_> {
             self.out.push('\n');
         }
         self.out
+    }
+
+    /// Whether two tokens written without a space would lex differently (`:` `::` → `:::`).
+    fn would_merge(&self, prev: Token, next: Token) -> bool {
+        if matches!(prev.kind, TokenKind::StringLeftPiece | TokenKind::StringMiddlePiece)
+            || matches!(next.kind, TokenKind::StringMiddlePiece | TokenKind::StringRightPiece)
+        {
+            return false;
+        }
+        let joined = format!("{}{}", self.text(prev), self.text(next));
+        let (tokens, _) = crate::lexer::lex(&joined);
+        !(tokens.len() == 2 && tokens[0].kind == prev.kind && tokens[1].kind == next.kind)
     }
 
     fn previous_significant(&self, index: usize) -> Option<TokenKind> {

@@ -172,6 +172,11 @@ proptest! {
 }
 
 #[test]
+fn formatting_never_glues_tokens() {
+    check_format("param scope : :: x\n");
+}
+
+#[test]
 fn formatting_the_samples_keeps_their_templates() {
     for sample in SAMPLES {
         check_format(sample);
