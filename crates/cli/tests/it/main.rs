@@ -12,3 +12,4 @@ mod errors;
 mod group;
 mod identity;
 mod serve;
+mod workload;
