@@ -65,10 +65,11 @@ ensure_real_clients() {
   fi
   apt_install skopeo podman
   local venv; venv="$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)/real-clients-venv"
-  if ! "$venv/bin/python" -c 'import oras.client' >/dev/null 2>&1; then
-    log "installing oras-py (PyPI oras) into $venv"
-    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check oras
+  # oras-py for the registry tests; azure-identity (ManagedIdentityCredential) for the workload endpoint tests.
+  if ! "$venv/bin/python" -c 'import oras.client, azure.identity' >/dev/null 2>&1; then
+    log "installing oras-py (PyPI oras) and azure-identity into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check oras azure-identity
   fi
   export BERTH_TEST_PYTHON="$venv/bin/python"
   export BERTH_REQUIRE_REAL_CLIENTS=1

@@ -156,6 +156,12 @@ impl RequestTemplate {
         self
     }
 
+    /// The same request with one more header.
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.insert(name, HeaderValue::from_static(value));
+        self
+    }
+
     pub fn build(&self) -> Request<Body> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();

@@ -19,6 +19,7 @@
 mod berth;
 mod ceiling;
 mod client;
+mod imds;
 mod load;
 mod report;
 mod stats;
@@ -65,6 +66,9 @@ struct Args {
     /// Also write every number as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Measure only tokens per second from a workload's IMDS listener (see `imds.rs`), next to the ceiling.
+    #[arg(long)]
+    imds: bool,
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -145,6 +149,17 @@ async fn run(args: &Args) -> Result<()> {
         ceiling_body_bytes: ceiling::HELLO_BODY.len(),
     };
     let load_average_before = load_average();
+    if args.imds {
+        let results =
+            imds::run(&binary, run_dir.path(), args.reps as usize, &connections, &spec).await?;
+        if let Some(path) = &args.json {
+            let json = serde_json::to_string_pretty(&results).context("serialising the results")?;
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        run_dir.close().context("removing the run directory")?;
+        return Ok(());
+    }
 
     let mut berth_reps = Vec::new();
     let mut ceiling_reps = Vec::new();

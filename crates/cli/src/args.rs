@@ -10,6 +10,8 @@ mod bicep;
 mod identity;
 pub use bicep::*;
 pub use identity::*;
+mod workload;
+pub use workload::*;
 
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
 #[derive(Debug, Parser)]

@@ -79,7 +79,7 @@ fn credential_from(row: &AnyRow) -> Result<FederatedCredentialRecord> {
     })
 }
 
-fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 

@@ -24,6 +24,10 @@ pub enum ApiError {
         detail: Option<serde_json::Value>,
         challenge: Option<String>,
     },
+    /// A managed-identity endpoint error in IMDS's shape: `{"error","error_description"}`.
+    Imds { status: StatusCode, error: &'static str, description: String },
+    /// A managed-identity endpoint error in App Service's shape: `{"statusCode","message","correlationId"}`.
+    AppService { status: StatusCode, message: String },
     /// Something went wrong on our side. The text is logged, not returned.
     Internal(String),
 }
@@ -85,6 +89,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub fn imds(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        ApiError::Imds { status, error, description: description.into() }
+    }
+
+    pub fn app_service(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError::AppService { status, message: message.into() }
+    }
+}
+
 impl From<ArmError> for ApiError {
     fn from(e: ArmError) -> Self {
         ApiError::Arm(e)
@@ -136,6 +150,18 @@ impl IntoResponse for ApiError {
                     headers.insert(header::WWW_AUTHENTICATE, challenge);
                 }
                 response
+            }
+            ApiError::Imds { status, error, description } => {
+                let body = json!({"error": error, "error_description": description});
+                (status, axum::Json(body)).into_response()
+            }
+            ApiError::AppService { status, message } => {
+                let body = json!({
+                    "statusCode": status.as_u16(),
+                    "message": message,
+                    "correlationId": uuid::Uuid::new_v4().to_string(),
+                });
+                (status, axum::Json(body)).into_response()
             }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -16,6 +16,7 @@ mod routes;
 pub mod state;
 pub mod time;
 mod tls;
+pub mod workloads;
 
 pub use config::{parse_duration, Config, DEFAULT_GC_GRACE_PERIOD, DEFAULT_GC_INTERVAL};
 
@@ -59,6 +60,7 @@ impl Server {
     /// Stop accepting, let in-flight requests finish, close the store.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(true);
+        self.state.workloads.close_all().await;
         // The collector stops between two deletions; it finishes before the store closes.
         if let Some(gc_task) = self.gc_task {
             gc_task.await.context("garbage collector panicked")?;
@@ -141,6 +143,7 @@ pub async fn start(config: Config) -> Result<Server> {
         .context("loading --federation-jwks")?;
     state.gc_grace_period = config.gc_grace_period;
     let state = Arc::new(state);
+    workloads::open_all(&state).await.context("opening the workload listeners")?;
 
     let app = routes::router(state.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

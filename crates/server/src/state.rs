@@ -11,6 +11,7 @@ use crate::authorize::Authorizer;
 use crate::bootstrap::to_signing_keys;
 use crate::federation::FederatedIssuers;
 use crate::routes::v2::V2Caches;
+use crate::workloads::WorkloadRuntime;
 
 /// Audiences that name the control plane (ARM), besides the server's own URL.
 pub const ARM_AUDIENCES: &[&str] =
@@ -42,6 +43,8 @@ pub struct AppState {
     pub federation: FederatedIssuers,
     /// How old unreferenced content must be before garbage collection removes it (`--gc-grace-period`).
     pub gc_grace_period: std::time::Duration,
+    /// Workload metadata listeners and caches of this node (`crate::workloads`).
+    pub workloads: WorkloadRuntime,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             registry_token_lifetime_secs: 75 * 60,
             federation: FederatedIssuers::default(),
             gc_grace_period: crate::config::DEFAULT_GC_GRACE_PERIOD,
+            workloads: WorkloadRuntime::default(),
         })
     }
 

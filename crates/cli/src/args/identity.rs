@@ -23,6 +23,11 @@ pub enum IdentityCommand {
         #[command(subcommand)]
         command: FederatedCredentialCommand,
     },
+    /// Manage workload token endpoints (IMDS and App Service protocols) of resources with identities.
+    Endpoint {
+        #[command(subcommand)]
+        command: super::IdentityEndpointCommand,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod bicep;
 mod group;
 mod identity;
 mod serve;
+mod workload;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
@@ -18,7 +19,7 @@ use serde_json::Value;
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, BicepArgs, BicepCommand, Command, FederatedCredentialCommand, GlobalArgs,
-    GroupCommand, IdentityCommand, SpCommand,
+    GroupCommand, IdentityCommand, IdentityEndpointCommand, SpCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -123,6 +124,20 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
             IdentityCommand::Show(args) => identity::show(args, context).await.map(Some),
             IdentityCommand::List(args) => identity::list(args, context).await.map(Some),
             IdentityCommand::Delete(args) => identity::delete(args, context).await.map(|()| None),
+            IdentityCommand::Endpoint { command } => match command {
+                IdentityEndpointCommand::Create(args) => {
+                    workload::create(args, context).await.map(Some)
+                }
+                IdentityEndpointCommand::Show(args) => {
+                    workload::show(args, context).await.map(Some)
+                }
+                IdentityEndpointCommand::Rotate(args) => {
+                    workload::rotate(args, context).await.map(Some)
+                }
+                IdentityEndpointCommand::Delete(args) => {
+                    workload::delete(args, context).await.map(|()| None)
+                }
+            },
             IdentityCommand::FederatedCredential { command } => match command {
                 FederatedCredentialCommand::Create(args) => {
                     identity::credential_create(args, context).await.map(Some)

@@ -13,3 +13,4 @@ mod errors;
 mod group;
 mod identity;
 mod serve;
+mod workload;

@@ -19,7 +19,9 @@ use berth_authz::ActionKind;
 use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
-use super::{identities, json_response, parse_json_object, read_body, registries, MAX_JSON_BODY};
+use super::{
+    identities, json_response, parse_json_object, read_body, registries, workloads, MAX_JSON_BODY,
+};
 use crate::auth::{authenticate, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -259,6 +261,25 @@ pub async fn dispatch(
                         .await
                 }
             }
+        }
+        // A workload's endpoints: an extension resource of any resource (registries, identities, sites).
+        (
+            ["resourcegroups", _, "providers", _, _, _, "providers", "berth.managedidentity", "workloadendpoints", _, tail @ ..],
+            m,
+        ) if tail.len() <= 1 => {
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let rt = ResourceType::parse(&format!("{}/{}", segments[5], segments[6])).ok_or_else(
+                || ApiError::arm(ArmErrorCode::InvalidResourceType, "Invalid resource type."),
+            )?;
+            let parent = group.provider_resource(&rt, &segments[7]);
+            workloads::handle_endpoint(
+                &ctx,
+                m,
+                &parent,
+                &segments[11],
+                segments.get(12).map(String::as_str),
+            )
+            .await
         }
         (_, m)
             if [

@@ -10,6 +10,7 @@ mod registries;
 mod registry_tokens;
 mod resource_identity;
 pub(crate) mod v2;
+mod workloads;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(idp::jwks))
         .route("/{tenant}/discovery/keys", get(idp::jwks))
         .route("/metadata/endpoints", get(metadata::endpoints))
+        .route(crate::workloads::IMDS_PATH, any(workloads::imds_on_main))
+        .route(crate::workloads::APP_SERVICE_PATH, any(workloads::app_service_on_main))
         .route("/oauth2/exchange", post(registry_tokens::exchange))
         .route("/oauth2/token", get(registry_tokens::token_get).post(registry_tokens::token_post))
         .route("/subscriptions", get(arm::list_subscriptions))
@@ -56,6 +59,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// The router of one workload's metadata listener (plain HTTP on loopback): the IMDS and App Service endpoints,
+/// answering for the workload `key` only.
+pub(crate) fn workload_router(state: Arc<AppState>, key: String) -> Router {
+    Router::new()
+        .route(crate::workloads::IMDS_PATH, any(workloads::imds_on_listener))
+        .route(crate::workloads::APP_SERVICE_PATH, any(workloads::app_service_on_listener))
+        .fallback(workloads::listener_not_found)
+        .layer(middleware::from_fn(request_context))
+        .with_state(Arc::new(workloads::WorkloadListener { state, key }))
 }
 
 async fn not_found() -> ApiError {
