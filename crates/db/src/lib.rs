@@ -11,10 +11,12 @@ mod identities;
 mod models;
 mod queries;
 mod registry;
+mod sites;
 pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
 pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
 pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
+pub use sites::{PullOutcome, SiteState, SITE_LOG_LINES};
 #[doc(hidden)]
 pub mod testing;
 

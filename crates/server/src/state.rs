@@ -42,6 +42,8 @@ pub struct AppState {
     pub federation: FederatedIssuers,
     /// How old unreferenced content must be before garbage collection removes it (`--gc-grace-period`).
     pub gc_grace_period: std::time::Duration,
+    /// Wakes this node's host agent when a site asks for a pull (a write or a restart).
+    pub site_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             registry_token_lifetime_secs: 75 * 60,
             federation: FederatedIssuers::default(),
             gc_grace_period: crate::config::DEFAULT_GC_GRACE_PERIOD,
+            site_wakeup: tokio::sync::Notify::new(),
         })
     }
 

@@ -10,3 +10,4 @@ mod lifecycle;
 mod real_clients;
 mod registry;
 mod registry_tokens;
+mod sites;
