@@ -556,13 +556,15 @@ impl RegistryClient {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(self.no_pull_permission(puller))
             }
-            StatusCode::NOT_FOUND => return fail(
-                "ImageNotFound",
-                format!(
+            StatusCode::NOT_FOUND => {
+                return fail(
+                    "ImageNotFound",
+                    format!(
                     "manifest unknown: image {image} (reference {reference}) is not in registry {}",
                     self.registry
                 ),
-            ),
+                )
+            }
             other => {
                 return fail(
                     "RegistryError",

@@ -608,7 +608,13 @@ async fn list_of_type(
     let mut value = Vec::new();
     for record in records {
         let id = ResourceId::parse(&record.id).map_err(ApiError::internal)?;
-        if ctx.may(&format!("{rt}/read"), &id).await? {
+        if !ctx.may(&format!("{rt}/read"), &id).await? {
+            continue;
+        }
+        if rt.is(types::SITE) {
+            // Sites carry the host agent's `imagePull`, kept outside the stored body.
+            value.push(sites::site_view(ctx, &record).await?);
+        } else {
             value.push(stored_body(&record)?);
         }
     }

@@ -21,7 +21,6 @@ use super::arm::{
 use super::{json_response, parse_json_object, resource_identity};
 use crate::error::{ApiError, ApiResult};
 use crate::host_agent::image_ref::image_of_fx_version;
-use crate::time::now_rfc3339;
 
 const PLAN_READ: &str = "Microsoft.Web/serverfarms/read";
 const PLAN_WRITE: &str = "Microsoft.Web/serverfarms/write";
