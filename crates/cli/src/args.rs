@@ -12,6 +12,8 @@ pub use bicep::*;
 pub use identity::*;
 mod workload;
 pub use workload::*;
+mod webapp;
+pub use webapp::*;
 
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
 #[derive(Debug, Parser)]
@@ -93,6 +95,16 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Manage App Service plans.
+    Appservice {
+        #[command(subcommand)]
+        command: AppserviceCommand,
+    },
+    /// Manage web apps that run container images, pulled with their managed identity.
+    Webapp {
+        #[command(subcommand)]
+        command: WebappCommand,
+    },
     /// Compile Bicep files to ARM templates (the real Bicep CLI's command line; also runs as `bicep`).
     Bicep(BicepArgs),
 }
@@ -155,6 +167,24 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_GC_GRACE_PERIOD", value_name = "DURATION", default_value = "1h",
           value_parser = parse_duration)]
     pub gc_grace_period: std::time::Duration,
+    /// Run no host agent in this process (web apps' images are then pulled by other nodes only).
+    #[arg(long, env = "BERTH_NO_HOST_AGENT")]
+    pub no_host_agent: bool,
+    /// How often the host agent looks for web apps to pull (it also wakes at once on this node's changes).
+    #[arg(long, env = "BERTH_SITE_POLL_INTERVAL", value_name = "DURATION", default_value = "2s",
+          value_parser = parse_duration)]
+    pub site_poll_interval: std::time::Duration,
+    /// The first retry delay after a failed pull; it doubles per failure up to `--site-retry-max`.
+    #[arg(long, env = "BERTH_SITE_RETRY_BASE", value_name = "DURATION", default_value = "5s",
+          value_parser = parse_duration)]
+    pub site_retry_base: std::time::Duration,
+    /// The longest retry delay of a failing pull.
+    #[arg(long, env = "BERTH_SITE_RETRY_MAX", value_name = "DURATION", default_value = "5m",
+          value_parser = parse_duration)]
+    pub site_retry_max: std::time::Duration,
+    /// An OCI runtime (crun, runc or youki; a path or a name on PATH) to run pulled web apps with.
+    #[arg(long, env = "BERTH_OCI_RUNTIME", value_name = "PATH")]
+    pub oci_runtime: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -101,47 +101,12 @@ impl Db {
         remove: &[String],
     ) -> Result<IdentityPut> {
         let mut tx = self.pool().begin().await?;
-        let created = match read_body {
-            // Conditional, so that of two concurrent writers that read the same body only the first changes it
-            // (PostgreSQL re-checks the condition after waiting for the row lock).
-            Some(expected) => {
-                let done = sqlx::query(
-                    "UPDATE resources SET body = $1, updated_at = $2 WHERE key = $3 AND body = $4",
-                )
-                .bind(&resource.body)
-                .bind(&resource.updated_at)
-                .bind(resource.key())
-                .bind(expected)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(IdentityPut::Changed);
-                }
-                false
-            }
-            None => {
-                let exists = sqlx::query("SELECT key FROM resources WHERE key = $1")
-                    .bind(resource.key())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_some() {
-                    return Ok(IdentityPut::Changed);
-                }
-                // A concurrent creation of the same key fails here with `Conflict`, and nothing is written.
-                put_resource_in(&mut tx, resource).await?
-            }
-        };
-        for id in remove {
-            sqlx::query("DELETE FROM principals WHERE id = $1 AND resource_key IS NOT NULL")
-                .bind(id.to_ascii_lowercase())
-                .execute(&mut *tx)
-                .await?;
+        let outcome =
+            write_resource_with_identities(&mut tx, resource, read_body, add, remove).await?;
+        if outcome != IdentityPut::Changed {
+            tx.commit().await?;
         }
-        for principal in add {
-            insert_identity_principal(&mut tx, principal).await?;
-        }
-        tx.commit().await?;
-        Ok(if created { IdentityPut::Created } else { IdentityPut::Updated })
+        Ok(outcome)
     }
 
     /// The managed identity of `kind` bound to the resource `resource_id` (any casing), if any.
@@ -278,6 +243,57 @@ impl Db {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// The body of [`Db::put_resource_with_identities`] inside the caller's transaction (which commits it unless the
+/// outcome is [`IdentityPut::Changed`]), so that other writers (sites) can add their rows to the same transaction.
+pub(crate) async fn write_resource_with_identities(
+    tx: &mut Tx<'_>,
+    resource: &ResourceRecord,
+    read_body: Option<&str>,
+    add: &[Principal],
+    remove: &[String],
+) -> Result<IdentityPut> {
+    let created = match read_body {
+        // Conditional, so that of two concurrent writers that read the same body only the first changes it
+        // (PostgreSQL re-checks the condition after waiting for the row lock).
+        Some(expected) => {
+            let done = sqlx::query(
+                "UPDATE resources SET body = $1, updated_at = $2 WHERE key = $3 AND body = $4",
+            )
+            .bind(&resource.body)
+            .bind(&resource.updated_at)
+            .bind(resource.key())
+            .bind(expected)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(IdentityPut::Changed);
+            }
+            false
+        }
+        None => {
+            let exists = sqlx::query("SELECT key FROM resources WHERE key = $1")
+                .bind(resource.key())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if exists.is_some() {
+                return Ok(IdentityPut::Changed);
+            }
+            // A concurrent creation of the same key fails here with `Conflict`, and nothing is written.
+            put_resource_in(tx, resource).await?
+        }
+    };
+    for id in remove {
+        sqlx::query("DELETE FROM principals WHERE id = $1 AND resource_key IS NOT NULL")
+            .bind(id.to_ascii_lowercase())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for principal in add {
+        insert_identity_principal(tx, principal).await?;
+    }
+    Ok(if created { IdentityPut::Created } else { IdentityPut::Updated })
 }
 
 async fn insert_identity_principal(tx: &mut Tx<'_>, p: &Principal) -> Result<()> {

@@ -12,11 +12,13 @@ mod models;
 mod queries;
 mod registry;
 mod workloads;
+mod sites;
 pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
 pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
 pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
 pub use workloads::{WorkloadPut, WorkloadRecord};
+pub use sites::{PullOutcome, SiteState, SITE_LOG_LINES};
 #[doc(hidden)]
 pub mod testing;
 

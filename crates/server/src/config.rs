@@ -38,6 +38,8 @@ pub struct Config {
     /// How old unreferenced blobs, links, files and upload sessions must be before garbage collection removes them
     /// (`--gc-grace-period`): a push's blobs are unreferenced until its manifest arrives.
     pub gc_grace_period: Duration,
+    /// The host agent that pulls and runs web apps' images (`None`: no agent in this process).
+    pub host_agent: Option<crate::host_agent::HostAgentConfig>,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Config {
             federation_jwks: Vec::new(),
             gc_interval: DEFAULT_GC_INTERVAL,
             gc_grace_period: DEFAULT_GC_GRACE_PERIOD,
+            host_agent: Some(crate::host_agent::HostAgentConfig::default()),
         }
     }
 }

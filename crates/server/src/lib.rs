@@ -11,6 +11,7 @@ pub mod error;
 pub mod federation;
 mod fsutil;
 pub mod gc;
+pub mod host_agent;
 pub mod registry_auth;
 mod routes;
 pub mod state;
@@ -54,6 +55,8 @@ pub struct Server {
     task: JoinHandle<Result<()>>,
     /// The background garbage collector, when `gc_interval` is not zero.
     gc_task: Option<JoinHandle<()>>,
+    /// The host agent that pulls web apps' images, when configured.
+    agent_task: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -64,6 +67,9 @@ impl Server {
         // The collector stops between two deletions; it finishes before the store closes.
         if let Some(gc_task) = self.gc_task {
             gc_task.await.context("garbage collector panicked")?;
+        }
+        if let Some(agent_task) = self.agent_task {
+            agent_task.await.context("host agent panicked")?;
         }
         self.task.await.context("server task panicked")?
     }
@@ -156,6 +162,21 @@ pub async fn start(config: Config) -> Result<Server> {
             shutdown_rx.clone(),
         )
     });
+    let agent_task = config.host_agent.clone().map(|agent| {
+        let trust_pem = match (&ca, &config.tls_cert, config.insecure_http) {
+            (_, _, true) => None,
+            (Some((_, pem)), _, _) => Some(pem.clone()),
+            (None, Some(cert), _) => std::fs::read_to_string(cert).ok(),
+            (None, None, false) => None,
+        };
+        host_agent::spawn(
+            state.clone(),
+            agent,
+            data_dir.clone(),
+            host_agent::Listener { local_addr, trust_pem },
+            shutdown_rx.clone(),
+        )
+    });
     let task = tokio::spawn(serve(listener, app, acceptor, shutdown_rx, db));
     tracing::info!(%endpoint, data_dir = %data_dir.display(), "berth is serving");
     Ok(Server {
@@ -167,6 +188,7 @@ pub async fn start(config: Config) -> Result<Server> {
         shutdown: shutdown_tx,
         task,
         gc_task,
+        agent_task,
     })
 }
 

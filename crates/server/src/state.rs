@@ -45,6 +45,8 @@ pub struct AppState {
     pub gc_grace_period: std::time::Duration,
     /// Workload metadata listeners and caches of this node (`crate::workloads`).
     pub workloads: WorkloadRuntime,
+    /// Wakes this node's host agent when a site asks for a pull (a write or a restart).
+    pub site_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             federation: FederatedIssuers::default(),
             gc_grace_period: crate::config::DEFAULT_GC_GRACE_PERIOD,
             workloads: WorkloadRuntime::default(),
+            site_wakeup: tokio::sync::Notify::new(),
         })
     }
 

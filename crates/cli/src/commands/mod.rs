@@ -10,6 +10,7 @@ mod group;
 mod identity;
 mod serve;
 mod workload;
+mod webapp;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
@@ -18,8 +19,10 @@ use serde_json::Value;
 
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
-    AdCommand, BicepArgs, BicepCommand, Command, FederatedCredentialCommand, GlobalArgs,
-    GroupCommand, IdentityCommand, IdentityEndpointCommand, SpCommand,
+    AdCommand, AppserviceCommand, BicepArgs, BicepCommand, Command, ContainerCommand,
+    FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand, IdentityEndpointCommand,
+    PlanCommand, SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand,
+    WebappLogCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -152,6 +155,43 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                     identity::credential_delete(args, context).await.map(|()| None)
                 }
             },
+        },
+        Command::Appservice { command: AppserviceCommand::Plan { command } } => match command {
+            PlanCommand::Create(args) => webapp::plan_create(args, context).await.map(Some),
+            PlanCommand::Show(args) => webapp::plan_show(args, context).await.map(Some),
+            PlanCommand::List(args) => webapp::plan_list(args, context).await.map(Some),
+            PlanCommand::Delete(args) => webapp::plan_delete(args, context).await.map(|()| None),
+        },
+        Command::Webapp { command } => match command {
+            WebappCommand::Create(args) => webapp::create(args, context).await.map(Some),
+            WebappCommand::Show(args) => webapp::show(args, context).await.map(Some),
+            WebappCommand::List(args) => webapp::list(args, context).await.map(Some),
+            WebappCommand::Delete(args) => webapp::delete(args, context).await.map(|()| None),
+            WebappCommand::Restart(args) => webapp::restart(args, context).await.map(|()| None),
+            WebappCommand::Identity { command } => match command {
+                WebappIdentityCommand::Assign(args) => {
+                    webapp::identity_assign(args, context).await.map(Some)
+                }
+                WebappIdentityCommand::Remove(args) => {
+                    webapp::identity_remove(args, context).await.map(Some)
+                }
+                WebappIdentityCommand::Show(args) => {
+                    webapp::identity_show(args, context).await.map(Some)
+                }
+            },
+            WebappCommand::Config { command: WebappConfigCommand::Container { command } } => {
+                match command {
+                    ContainerCommand::Set(args) => {
+                        webapp::container_set(args, context).await.map(Some)
+                    }
+                    ContainerCommand::Show(args) => {
+                        webapp::container_show(args, context).await.map(Some)
+                    }
+                }
+            }
+            WebappCommand::Log { command: WebappLogCommand::Tail(args) } => {
+                webapp::log_tail(args, context).await.map(Some)
+            }
         },
     }
 }

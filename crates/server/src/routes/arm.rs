@@ -20,7 +20,8 @@ use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
 use super::{
-    identities, json_response, parse_json_object, read_body, registries, workloads, MAX_JSON_BODY,
+    identities, json_response, parse_json_object, read_body, registries, sites, workloads,
+    MAX_JSON_BODY,
 };
 use crate::auth::{authenticate, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -220,9 +221,24 @@ pub async fn dispatch(
                 registries::handle(&ctx, m, &group, &id, &body_bytes).await
             } else if rt.is(types::USER_ASSIGNED_IDENTITY) {
                 identities::handle(&ctx, m, &group, &id, &body_bytes).await
+            } else if rt.is(types::SITE) {
+                sites::handle_site(&ctx, m, &group, &id, &body_bytes).await
+            } else if rt.is(types::SERVER_FARM) {
+                sites::handle_plan(&ctx, m, &group, &id, &body_bytes).await
             } else {
                 Err(method_not_allowed(m))
             }
+        }
+        (["providers", "microsoft.web", "checknameavailability"], &Method::POST) => {
+            sites::check_name_availability(&ctx, &body_bytes).await
+        }
+        (["resourcegroups", _, "providers", "microsoft.web", "sites", _, tail @ ..], m)
+            if !tail.is_empty() =>
+        {
+            let rt = known_type("microsoft.web", "sites", &segments[5], &segments[6])?;
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let site = group.provider_resource(&rt, &segments[7]);
+            sites::handle_site_child(&ctx, m, &group, &site, tail, &body_bytes).await
         }
         (
             ["resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "garbagecollect"],
@@ -313,7 +329,7 @@ fn method_not_allowed(method: &Method) -> ApiError {
 
 /// The resource types reachable under `providers/{ns}/{type}`; others are `InvalidResourceType`.
 fn known_type(ns_lower: &str, kind_lower: &str, ns: &str, kind: &str) -> ApiResult<ResourceType> {
-    let served = [types::REGISTRY, types::USER_ASSIGNED_IDENTITY];
+    let served = [types::REGISTRY, types::USER_ASSIGNED_IDENTITY, types::SERVER_FARM, types::SITE];
     let wanted = format!("{ns_lower}/{kind_lower}");
     served
         .iter()
@@ -612,7 +628,13 @@ async fn list_of_type(
     let mut value = Vec::new();
     for record in records {
         let id = ResourceId::parse(&record.id).map_err(ApiError::internal)?;
-        if ctx.may(&format!("{rt}/read"), &id).await? {
+        if !ctx.may(&format!("{rt}/read"), &id).await? {
+            continue;
+        }
+        if rt.is(types::SITE) {
+            // Sites carry the host agent's `imagePull`, kept outside the stored body.
+            value.push(sites::site_view(ctx, &record).await?);
+        } else {
             value.push(stored_body(&record)?);
         }
     }

@@ -9,6 +9,7 @@ mod metadata;
 mod registries;
 mod registry_tokens;
 mod resource_identity;
+mod sites;
 pub(crate) mod v2;
 mod workloads;
 

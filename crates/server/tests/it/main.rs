@@ -11,3 +11,4 @@ mod real_clients;
 mod registry;
 mod registry_tokens;
 mod workloads;
+mod sites;
