@@ -10,7 +10,6 @@
 //! RSA: the first request of each repetition mints, the rest are served from the cache.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use http::Method;

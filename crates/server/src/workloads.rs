@@ -145,12 +145,15 @@ struct CachedToken {
     issued_at: i64,
 }
 
+/// What a node read about a workload, and when (`None`: not registered).
+type CachedResolution = (Instant, Option<Arc<ResolvedWorkload>>);
+
 /// Per-node workload state: open listeners and short-lived caches.
 #[derive(Default)]
 pub struct WorkloadRuntime {
     /// Open metadata listeners by workload key: (port, accept task).
     listeners: Mutex<HashMap<String, (u16, JoinHandle<()>)>>,
-    resolved: Mutex<HashMap<String, (Instant, Option<Arc<ResolvedWorkload>>)>>,
+    resolved: Mutex<HashMap<String, CachedResolution>>,
     /// Header hash → workload key; only hits are cached, so guessed headers cannot grow it.
     by_header: Mutex<HashMap<String, (Instant, String)>>,
     tokens: Mutex<HashMap<(String, String), CachedToken>>,

@@ -48,6 +48,9 @@ impl WorkloadListener {
     }
 }
 
+/// A selector's query name and what it selects by.
+type SelectorParam<'a> = (&'a str, fn(String) -> IdentitySelector);
+
 /// A token request's parameters, protocol-neutral.
 #[derive(Debug)]
 struct TokenRequest {
@@ -74,7 +77,7 @@ fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// `resource` and at most one selector among `selectors` (query names and what they select by).
 fn token_request(
     pairs: &[(String, String)],
-    selectors: &[(&str, fn(String) -> IdentitySelector)],
+    selectors: &[SelectorParam<'_>],
 ) -> Result<TokenRequest, String> {
     let resource = match get(pairs, "resource").map(str::trim) {
         Some(r) if !r.is_empty() => r.to_owned(),
@@ -480,7 +483,7 @@ pub(crate) async fn handle_endpoint(
 mod tests {
     use super::*;
 
-    fn selectors() -> Vec<(&'static str, fn(String) -> IdentitySelector)> {
+    fn selectors() -> Vec<SelectorParam<'static>> {
         vec![("client_id", IdentitySelector::ClientId), ("mi_res_id", IdentitySelector::ResourceId)]
     }
 

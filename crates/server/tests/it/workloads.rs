@@ -83,6 +83,9 @@ async fn create_registry(
     body["identity"]["principalId"].as_str().unwrap().to_owned()
 }
 
+/// A refused App Service request: what, header, query, expected status.
+type Attempt<'a> = (&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>, u16);
+
 /// What registering a workload hands out.
 struct Registered {
     header: String,
@@ -202,7 +205,8 @@ async fn app_service_and_imds_protocols() {
             create_identity(&ts, &owner, "rg1", "unattached").await;
         let uami = identity_path(&ts, "rg1", "id1");
         let registry = registry_path(&ts, "rg1", "acrone");
-        let system = create_registry(&ts, &owner, "rg1", "acrone", &[uami.clone()]).await;
+        let system =
+            create_registry(&ts, &owner, "rg1", "acrone", std::slice::from_ref(&uami)).await;
 
         let w = register(&ts, &owner, &registry).await;
         assert!(
@@ -270,7 +274,7 @@ async fn app_service_and_imds_protocols() {
         assert_eq!(oid(&answer), system);
 
         // Refusals, in the App Service shape.
-        let attempts: Vec<(&str, Option<&str>, Vec<(&str, &str)>, u16)> = vec![
+        let attempts: Vec<Attempt<'_>> = vec![
             ("no header", None, vec![("resource", ARM)], 401),
             ("wrong header", Some("not-the-header"), vec![("resource", ARM)], 401),
             (
@@ -472,8 +476,8 @@ async fn one_workload_never_gets_anothers_token() {
         let (us_principal, us_client) = create_identity(&ts, &owner, "rg1", "standalone").await;
         let (ua, ub, us) = (identity_path(&ts, "rg1", "ida"), identity_path(&ts, "rg1", "idb"), identity_path(&ts, "rg1", "standalone"));
         let (reg_a, reg_b) = (registry_path(&ts, "rg1", "acrwla"), registry_path(&ts, "rg1", "acrwlb"));
-        let sys_a = create_registry(&ts, &owner, "rg1", "acrwla", &[ua.clone()]).await;
-        let sys_b = create_registry(&ts, &owner, "rg1", "acrwlb", &[ub.clone()]).await;
+        let sys_a = create_registry(&ts, &owner, "rg1", "acrwla", std::slice::from_ref(&ua)).await;
+        let sys_b = create_registry(&ts, &owner, "rg1", "acrwlb", std::slice::from_ref(&ub)).await;
         let a = register(&ts, &owner, &reg_a).await;
         let b = register(&ts, &owner, &reg_b).await;
         let s = register(&ts, &owner, &us).await;
