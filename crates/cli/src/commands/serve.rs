@@ -24,12 +24,13 @@ fn config_from(args: ServeArgs) -> Config {
     config.federation_jwks = args.federation_jwks;
     config.gc_interval = args.gc_interval;
     config.gc_grace_period = args.gc_grace_period;
-    config.host_agent = (!args.no_host_agent).then(|| berth_server::host_agent::HostAgentConfig {
-        poll_interval: args.site_poll_interval,
-        retry_base: args.site_retry_base,
-        retry_max: args.site_retry_max,
-        oci_runtime: args.oci_runtime,
-    });
+    config.host_agent =
+        (!args.no_host_agent).then_some(berth_server::host_agent::HostAgentConfig {
+            poll_interval: args.site_poll_interval,
+            retry_base: args.site_retry_base,
+            retry_max: args.site_retry_max,
+            oci_runtime: args.oci_runtime,
+        });
     config
 }
 

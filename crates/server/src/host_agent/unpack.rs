@@ -156,14 +156,14 @@ pub fn unpack_layer(
         stats.entries += 1;
         let name =
             relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with(WHITEOUT_PREFIX) {
+        if let Some(hidden_name) = name.strip_prefix(WHITEOUT_PREFIX) {
             stats.whiteouts += 1;
             prepare_parents(root, &relative, &raw)?;
             let parent = relative.parent().map(Path::to_path_buf).unwrap_or_default();
             if name == OPAQUE_WHITEOUT {
                 apply_opaque(root, &parent, &created)?;
             } else {
-                let hidden = parent.join(&name[WHITEOUT_PREFIX.len()..]);
+                let hidden = parent.join(hidden_name);
                 if !created.contains(&hidden) {
                     remove_entry(&root.join(&hidden))?;
                 }

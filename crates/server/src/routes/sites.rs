@@ -710,7 +710,7 @@ async fn put_site(
     let https_only = bool_prop("httpsOnly", false)?;
     let enabled = bool_prop("enabled", true)?;
     let tags = match &change {
-        SiteChange::Site { body, .. } if !(site_patch && !body.contains_key("tags")) => {
+        SiteChange::Site { body, .. } if !site_patch || body.contains_key("tags") => {
             validate_tags(body.get("tags"))?
         }
         _ => base.get("tags").cloned().unwrap_or_else(|| json!({})),
