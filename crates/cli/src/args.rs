@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod identity;
+mod role;
 pub use identity::*;
+pub use role::*;
 
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
 #[derive(Debug, Parser)]
@@ -88,6 +90,11 @@ pub enum Command {
     Identity {
         #[command(subcommand)]
         command: IdentityCommand,
+    },
+    /// Manage role definitions, role assignments and the audit log of decisions.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
     },
 }
 
@@ -288,6 +295,8 @@ pub enum AcrCommand {
         #[command(subcommand)]
         command: AcrIdentityCommand,
     },
+    /// Explain what a principal may do in a registry, and which role assignment allows it.
+    CheckAccess(AcrCheckAccessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +467,26 @@ pub struct AcrCreateArgs {
     pub tags: TagsArg,
     #[command(flatten)]
     pub identity: AssignIdentityArg,
+    /// Role assignment mode: `rbac` (registry permissions) or `rbac-abac` (+ ABAC repository permissions).
+    #[arg(long, value_enum)]
+    pub role_assignment_mode: Option<RoleAssignmentModeArg>,
+}
+
+/// az's words for a registry's `roleAssignmentMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleAssignmentModeArg {
+    Rbac,
+    RbacAbac,
+}
+
+impl RoleAssignmentModeArg {
+    /// The ARM property value.
+    pub fn as_arm(self) -> &'static str {
+        match self {
+            RoleAssignmentModeArg::Rbac => "LegacyRegistryPermissions",
+            RoleAssignmentModeArg::RbacAbac => "AbacRepositoryPermissions",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -495,6 +524,9 @@ pub struct AcrUpdateArgs {
     pub tags: TagsArg,
     #[command(flatten)]
     pub identity: AssignIdentityArg,
+    /// Role assignment mode: `rbac` (registry permissions) or `rbac-abac` (+ ABAC repository permissions).
+    #[arg(long, value_enum)]
+    pub role_assignment_mode: Option<RoleAssignmentModeArg>,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,11 @@ mod gc;
 mod identities;
 mod models;
 mod queries;
+mod rbac;
 mod registry;
 pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
 pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
+pub use rbac::{role_key, AssignmentWrite, AuditEvent, AuditQuery, CustomRoleRecord, RoleDeletion};
 pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
 #[doc(hidden)]

@@ -7,6 +7,7 @@ use berth_db::Db;
 use berth_identity::KeyRing;
 use berth_storage::BlobStore;
 
+use crate::audit::AuditLog;
 use crate::authorize::Authorizer;
 use crate::bootstrap::to_signing_keys;
 use crate::federation::FederatedIssuers;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub federation: FederatedIssuers,
     /// How old unreferenced content must be before garbage collection removes it (`--gc-grace-period`).
     pub gc_grace_period: std::time::Duration,
+    /// Where authorization decisions are audited (written in the background).
+    pub audit: AuditLog,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
         let public_host =
             public_url.split_once("://").map(|(_, h)| h).unwrap_or(&public_url).to_string();
         Ok(AppState {
+            audit: AuditLog::start(db.clone()),
             db,
             blobs,
             v2_caches: V2Caches::default(),

@@ -7,6 +7,7 @@ mod acr_data;
 mod ad;
 mod group;
 mod identity;
+mod role;
 mod serve;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, Command, FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand,
-    SpCommand,
+    RoleAssignmentCommand, RoleAuditCommand, RoleCommand, RoleDefinitionCommand, SpCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -103,10 +104,44 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                 }
                 AcrIdentityCommand::Show(args) => identity::acr_show(args, context).await.map(Some),
             },
+            AcrCommand::CheckAccess(args) => role::acr_check_access(args, context).await.map(Some),
         },
         Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
             ad::create_for_rbac(args, context).await.map(Some)
         }
+        Command::Role { command } => match command {
+            RoleCommand::Definition { command } => match command {
+                RoleDefinitionCommand::List(args) => {
+                    role::definition_list(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Show(args) => {
+                    role::definition_show(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Create(args) => {
+                    role::definition_create(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Update(args) => {
+                    role::definition_update(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Delete(args) => {
+                    role::definition_delete(args, context).await.map(|()| None)
+                }
+            },
+            RoleCommand::Assignment { command } => match command {
+                RoleAssignmentCommand::Create(args) => {
+                    role::assignment_create(args, context).await.map(Some)
+                }
+                RoleAssignmentCommand::List(args) => {
+                    role::assignment_list(args, context).await.map(Some)
+                }
+                RoleAssignmentCommand::Delete(args) => {
+                    role::assignment_delete(args, context).await.map(|()| None)
+                }
+            },
+            RoleCommand::Audit { command: RoleAuditCommand::List(args) } => {
+                role::audit_list(args, context).await.map(Some)
+            }
+        },
         Command::Identity { command } => match command {
             IdentityCommand::Create(args) => identity::create(args, context).await.map(Some),
             IdentityCommand::Show(args) => identity::show(args, context).await.map(Some),

@@ -11,4 +11,5 @@ mod crash;
 mod errors;
 mod group;
 mod identity;
+mod role;
 mod serve;
