@@ -33,6 +33,16 @@ pub enum ArmErrorCode {
     InvalidResourceLocation,
     FailedIdentityOperation,
     LinkedAuthorizationFailed,
+    RoleAssignmentExists,
+    RoleAssignmentUpdateNotPermitted,
+    RoleAssignmentNotFound,
+    PrincipalNotFound,
+    RoleDefinitionDoesNotExist,
+    RoleDefinitionWithSameNameExists,
+    RoleDefinitionHasAssignments,
+    InvalidRoleAssignmentId,
+    InvalidRoleDefinitionId,
+    InvalidCondition,
     InternalServerError,
 }
 
@@ -67,6 +77,16 @@ impl ArmErrorCode {
             InvalidResourceLocation => "InvalidResourceLocation",
             FailedIdentityOperation => "FailedIdentityOperation",
             LinkedAuthorizationFailed => "LinkedAuthorizationFailed",
+            RoleAssignmentExists => "RoleAssignmentExists",
+            RoleAssignmentUpdateNotPermitted => "RoleAssignmentUpdateNotPermitted",
+            RoleAssignmentNotFound => "RoleAssignmentNotFound",
+            PrincipalNotFound => "PrincipalNotFound",
+            RoleDefinitionDoesNotExist => "RoleDefinitionDoesNotExist",
+            RoleDefinitionWithSameNameExists => "RoleDefinitionWithSameNameExists",
+            RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
+            InvalidRoleAssignmentId => "InvalidRoleAssignmentId",
+            InvalidRoleDefinitionId => "InvalidRoleDefinitionId",
+            InvalidCondition => "InvalidCondition",
             InternalServerError => "InternalServerError",
         }
     }
@@ -83,12 +103,18 @@ impl ArmErrorCode {
             SubscriptionNotFound
             | ResourceGroupNotFound
             | ResourceNotFound
-            | ParentResourceNotFound => 404,
+            | ParentResourceNotFound
+            | RoleAssignmentNotFound
+            | RoleDefinitionDoesNotExist => 404,
             AlreadyExists
             | RegistryNameNotAvailable
             | Conflict
             | InvalidResourceGroupLocation
-            | InvalidResourceLocation => 409,
+            | InvalidResourceLocation
+            | RoleAssignmentExists
+            | RoleAssignmentUpdateNotPermitted
+            | RoleDefinitionWithSameNameExists
+            | RoleDefinitionHasAssignments => 409,
             RequestEntityTooLarge => 413,
             UnsupportedMediaType => 415,
             MethodNotAllowed => 405,
@@ -101,6 +127,10 @@ impl ArmErrorCode {
             | MissingApiVersionParameter
             | LocationRequired
             | FailedIdentityOperation
+            | PrincipalNotFound
+            | InvalidRoleAssignmentId
+            | InvalidRoleDefinitionId
+            | InvalidCondition
             | BadRequest => 400,
         }
     }

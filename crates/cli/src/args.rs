@@ -14,6 +14,8 @@ mod workload;
 pub use workload::*;
 mod webapp;
 pub use webapp::*;
+mod role;
+pub use role::*;
 
 /// berth: a self-hosted container registry with managed identities and Azure-style RBAC.
 #[derive(Debug, Parser)]
@@ -94,6 +96,11 @@ pub enum Command {
     Identity {
         #[command(subcommand)]
         command: IdentityCommand,
+    },
+    /// Manage role definitions, role assignments and the audit log of decisions.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
     },
     /// Manage App Service plans.
     Appservice {
@@ -339,6 +346,8 @@ pub enum AcrCommand {
         #[command(subcommand)]
         command: AcrIdentityCommand,
     },
+    /// Explain what a principal may do in a registry, and which role assignment allows it.
+    CheckAccess(AcrCheckAccessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -509,6 +518,26 @@ pub struct AcrCreateArgs {
     pub tags: TagsArg,
     #[command(flatten)]
     pub identity: AssignIdentityArg,
+    /// Role assignment mode: `rbac` (registry permissions) or `rbac-abac` (+ ABAC repository permissions).
+    #[arg(long, value_enum)]
+    pub role_assignment_mode: Option<RoleAssignmentModeArg>,
+}
+
+/// az's words for a registry's `roleAssignmentMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleAssignmentModeArg {
+    Rbac,
+    RbacAbac,
+}
+
+impl RoleAssignmentModeArg {
+    /// The ARM property value.
+    pub fn as_arm(self) -> &'static str {
+        match self {
+            RoleAssignmentModeArg::Rbac => "LegacyRegistryPermissions",
+            RoleAssignmentModeArg::RbacAbac => "AbacRepositoryPermissions",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -546,6 +575,9 @@ pub struct AcrUpdateArgs {
     pub tags: TagsArg,
     #[command(flatten)]
     pub identity: AssignIdentityArg,
+    /// Role assignment mode: `rbac` (registry permissions) or `rbac-abac` (+ ABAC repository permissions).
+    #[arg(long, value_enum)]
+    pub role_assignment_mode: Option<RoleAssignmentModeArg>,
 }
 
 #[derive(Debug, Args)]

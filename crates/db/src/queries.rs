@@ -517,7 +517,7 @@ impl Db {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 async fn insert_principal(tx: &mut Tx<'_>, p: &Principal) -> Result<()> {
     sqlx::query(
@@ -555,11 +555,11 @@ async fn insert_secret(tx: &mut Tx<'_>, s: &PrincipalSecret) -> Result<()> {
     Ok(())
 }
 
-async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignmentRecord) -> Result<()> {
+pub(crate) async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignmentRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO role_assignments (key, id, name, scope, scope_key, role_definition_id, principal_id, \
-         principal_type, condition, condition_version, description, created_at, updated_at, created_by, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         principal_type, condition, condition_version, description, created_at, updated_at, created_by, updated_by, \
+         role_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(a.id.to_ascii_lowercase())
     .bind(&a.id)
@@ -576,6 +576,7 @@ async fn insert_assignment(tx: &mut Tx<'_>, a: &RoleAssignmentRecord) -> Result<
     .bind(&a.updated_at)
     .bind(&a.created_by)
     .bind(&a.updated_by)
+    .bind(crate::rbac::role_key(&a.role_definition_id))
     .execute(&mut **tx)
     .await
     .map_err(|e| map_unique(e, || format!("role assignment `{}`", a.name)))?;

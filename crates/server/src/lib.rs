@@ -3,6 +3,7 @@
 //! [`start`] opens the metadata store, bootstraps it on first start, prepares TLS and binds the listener;
 //! [`run`] does that and serves until SIGINT or SIGTERM, then drains in-flight requests before it returns.
 
+pub mod audit;
 pub mod auth;
 pub mod authorize;
 pub mod bootstrap;

@@ -5,20 +5,24 @@
 //! path mode every registry lives on the server's own address and a repository's full name starts with the
 //! registry's name (`myacr/team/app`), which is what Docker-style clients put in token scopes and `/v2/` paths.
 //!
-//! Granting: every requested action is checked through the [`Authorizer`](crate::authorize::Authorizer) at the
-//! registry's scope, at the moment the access token is issued (refresh tokens carry no rights of their own, so a
-//! removed role assignment stops the next token). The granted set is the intersection of the requested and the
-//! permitted actions, possibly empty, as distribution's token protocol expects.
+//! Granting: the principal's grants are read from the store (through the
+//! [`Authorizer`](crate::authorize::Authorizer)) when an access token is issued, and `berth_authz::acr` decides
+//! each requested action for the registry's `roleAssignmentMode`, with the repository name for ABAC conditions
+//! (refresh tokens carry no rights of their own, so a removed role assignment stops the next token). The granted
+//! set is the intersection of the requested and the permitted actions, possibly empty, as distribution's token
+//! protocol expects.
 
 use berth_arm::{ResourceId, ResourceType};
-use berth_authz::ActionKind;
+use berth_authz::acr::{self, RegistryAction, RegistryQuery, RoleAssignmentMode};
 use berth_identity::{
     random_token, RegistryAccess, RegistryClaims, RegistryGrantType, TokenError, VerifyRules,
 };
 use berth_oci::Scope;
 use serde_json::Value;
 
+use crate::audit::Audited;
 use crate::auth::LEEWAY_SECS;
+use crate::authorize::PrincipalGrants;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::time::now_unix;
@@ -43,6 +47,17 @@ pub struct Registry {
     pub arm_audience_tokens: bool,
 }
 
+impl Registry {
+    /// The registry's `roleAssignmentMode`.
+    pub fn mode(&self) -> RoleAssignmentMode {
+        if self.abac_mode {
+            RoleAssignmentMode::AbacRepositoryPermissions
+        } else {
+            RoleAssignmentMode::LegacyRegistryPermissions
+        }
+    }
+}
+
 pub async fn find_registry(state: &AppState, name: &str) -> ApiResult<Option<Registry>> {
     let Some(record) = state
         .db
@@ -60,7 +75,10 @@ pub async fn find_registry(state: &AppState, name: &str) -> ApiResult<Option<Reg
         id,
         login_server: state.login_server(name),
         anonymous_pull: props["anonymousPullEnabled"].as_bool().unwrap_or(false),
-        abac_mode: props["roleAssignmentMode"].as_str() == Some("AbacRepositoryPermissions"),
+        abac_mode: props["roleAssignmentMode"]
+            .as_str()
+            .and_then(RoleAssignmentMode::parse)
+            .is_some_and(|m| m == RoleAssignmentMode::AbacRepositoryPermissions),
         arm_audience_tokens: props
             .pointer("/policies/azureADAuthenticationAsArmPolicy/status")
             .and_then(Value::as_str)
@@ -107,59 +125,39 @@ impl DataAction {
         }
     }
 
-    /// The RBAC action a registry in the given mode checks. Legacy mode checks control-plane actions (so Reader's
-    /// `*/read` pulls, Owner's `*` pushes); ABAC mode checks the repository data actions.
-    pub fn rbac_action(self, abac: bool) -> (&'static str, ActionKind) {
-        match (self, abac) {
-            (DataAction::Pull, false) | (DataAction::Catalog, false) => {
-                ("Microsoft.ContainerRegistry/registries/pull/read", ActionKind::Control)
-            }
-            (DataAction::Push, false) => {
-                ("Microsoft.ContainerRegistry/registries/push/write", ActionKind::Control)
-            }
-            (DataAction::Delete, false) => {
-                ("Microsoft.ContainerRegistry/registries/artifacts/delete", ActionKind::Control)
-            }
-            (DataAction::Pull, true) => (
-                "Microsoft.ContainerRegistry/registries/repositories/content/read",
-                ActionKind::Data,
-            ),
-            (DataAction::Push, true) => (
-                "Microsoft.ContainerRegistry/registries/repositories/content/write",
-                ActionKind::Data,
-            ),
-            (DataAction::Delete, true) => (
-                "Microsoft.ContainerRegistry/registries/repositories/content/delete",
-                ActionKind::Data,
-            ),
-            (DataAction::Catalog, true) => {
-                ("Microsoft.ContainerRegistry/registries/catalog/read", ActionKind::Data)
-            }
+    /// The registry action the engine decides for this data-plane action.
+    pub fn registry_action(self) -> RegistryAction {
+        match self {
+            DataAction::Pull => RegistryAction::Pull,
+            DataAction::Push => RegistryAction::Push,
+            DataAction::Delete => RegistryAction::Delete,
+            DataAction::Catalog => RegistryAction::Catalog,
         }
     }
 }
 
-/// Whether `principal` (None: anonymous) may perform `action` in `registry`.
-pub async fn permitted(
-    state: &AppState,
-    principal: Option<&str>,
-    registry: &Registry,
-    action: DataAction,
-) -> ApiResult<bool> {
-    match principal {
-        None => Ok(action == DataAction::Pull && registry.anonymous_pull),
-        Some(principal) => {
-            if action == DataAction::Pull && registry.anonymous_pull {
-                return Ok(true);
-            }
-            let (rbac, kind) = action.rbac_action(registry.abac_mode);
-            Ok(state.authorizer.check(principal, rbac, kind, &registry.id).await?.is_allowed())
-        }
+/// The token actions a scope's requested action word asks for: (what is checked, the word granted).
+fn requested(resource_type: &str, name: &str, word: &str) -> Vec<(RegistryAction, &'static str)> {
+    match (resource_type, word) {
+        ("repository", "pull") => vec![(RegistryAction::Pull, "pull")],
+        ("repository", "push") => vec![(RegistryAction::Push, "push")],
+        ("repository", "delete") => vec![(RegistryAction::Delete, "delete")],
+        ("repository", "metadata_read") => vec![(RegistryAction::MetadataRead, "metadata_read")],
+        ("repository", "metadata_write") => vec![(RegistryAction::MetadataWrite, "metadata_write")],
+        ("repository", "*") => vec![
+            (RegistryAction::Pull, "pull"),
+            (RegistryAction::Push, "push"),
+            (RegistryAction::Delete, "delete"),
+        ],
+        ("registry", _) if name == "catalog" || name == "*" => vec![(RegistryAction::Catalog, "*")],
+        _ => vec![],
     }
 }
 
-/// The access a set of requested scopes yields: for each scope, the requested actions that are permitted.
-/// Scopes naming other registries or unknown resource types yield entries with no actions.
+/// The access a set of requested scopes yields: for each scope, the requested actions that are permitted, as
+/// `berth_authz::acr` decides them for the registry's `roleAssignmentMode` (in ABAC mode with the repository name
+/// for conditions). The principal's grants are read once per call, from the store. Scopes naming other
+/// registries or unknown resource types yield entries with no actions. Every decision is audited.
 pub async fn grant(
     state: &AppState,
     principal: Option<&str>,
@@ -167,43 +165,54 @@ pub async fn grant(
     scopes: &[Scope],
 ) -> ApiResult<Vec<RegistryAccess>> {
     let mut granted = Vec::new();
+    let mut grants: Option<PrincipalGrants> = None;
     for scope in scopes {
         let mut actions: Vec<String> = Vec::new();
         // Which registry the scope is about: the service's in host mode, the name's first segment in path mode.
-        let registry = match (&state.registry_domain, scope.resource_type.as_str()) {
-            (Some(_), _) => service_registry.cloned(),
+        let (registry, repository) = match (&state.registry_domain, scope.resource_type.as_str()) {
+            (Some(_), "repository") => (service_registry.cloned(), Some(scope.name.as_str())),
+            (Some(_), _) => (service_registry.cloned(), None),
             (None, "repository") => match split_path_mode_name(&scope.name) {
-                Some((name, _)) => find_registry(state, name).await?,
-                None => None,
+                Some((name, repository)) => (find_registry(state, name).await?, Some(repository)),
+                None => (None, None),
             },
-            (None, _) => service_registry.cloned(),
+            (None, _) => (service_registry.cloned(), None),
         };
         if let Some(registry) = registry {
-            let wanted: Vec<DataAction> = match scope.resource_type.as_str() {
-                "repository" => scope
-                    .actions
-                    .iter()
-                    .flat_map(|a| match a.as_str() {
-                        "pull" | "metadata_read" => vec![DataAction::Pull],
-                        "push" | "metadata_write" => vec![DataAction::Push],
-                        "delete" => vec![DataAction::Delete],
-                        "*" => vec![DataAction::Pull, DataAction::Push, DataAction::Delete],
-                        _ => vec![],
-                    })
-                    .collect(),
-                "registry" if scope.name == "catalog" || scope.name == "*" => {
-                    vec![DataAction::Catalog]
-                }
-                _ => vec![],
-            };
-            for action in wanted {
-                if permitted(state, principal, &registry, action).await? {
-                    let word = match (action, scope.resource_type.as_str()) {
-                        (DataAction::Catalog, _) => "*".to_string(),
-                        _ => action.as_str().to_string(),
+            for word in &scope.actions {
+                for (action, granted_word) in requested(&scope.resource_type, &scope.name, word) {
+                    if actions.iter().any(|a| a == granted_word) {
+                        continue;
+                    }
+                    let allowed = match principal {
+                        _ if action == RegistryAction::Pull && registry.anonymous_pull => true,
+                        None => false,
+                        Some(principal) => {
+                            if grants.is_none() {
+                                grants = Some(state.authorizer.grants_of(principal).await?);
+                            }
+                            let grants = grants.as_ref().expect("loaded above");
+                            let query = RegistryQuery {
+                                principal_id: principal,
+                                registry: &registry.id,
+                                mode: registry.mode(),
+                                repository,
+                            };
+                            let decision =
+                                acr::check(&grants.catalog, &grants.assignments, &query, action);
+                            state.audit.record(Audited {
+                                principal_id: principal,
+                                surface: "registry",
+                                action: action.as_str(),
+                                scope: &registry.id.to_string(),
+                                repository,
+                                decision: &decision,
+                            });
+                            decision.is_allowed()
+                        }
                     };
-                    if !actions.contains(&word) {
-                        actions.push(word);
+                    if allowed {
+                        actions.push(granted_word.to_string());
                     }
                 }
             }

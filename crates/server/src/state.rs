@@ -7,6 +7,7 @@ use berth_db::Db;
 use berth_identity::KeyRing;
 use berth_storage::BlobStore;
 
+use crate::audit::AuditLog;
 use crate::authorize::Authorizer;
 use crate::bootstrap::to_signing_keys;
 use crate::federation::FederatedIssuers;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub workloads: WorkloadRuntime,
     /// Wakes this node's host agent when a site asks for a pull (a write or a restart).
     pub site_wakeup: tokio::sync::Notify,
+    /// Where authorization decisions are audited (written in the background).
+    pub audit: AuditLog,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
         let public_host =
             public_url.split_once("://").map(|(_, h)| h).unwrap_or(&public_url).to_string();
         Ok(AppState {
+            audit: AuditLog::start(db.clone()),
             db,
             blobs,
             v2_caches: V2Caches::default(),

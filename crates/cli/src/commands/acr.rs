@@ -39,6 +39,9 @@ pub async fn create(args: AcrCreateArgs, context: &Context<'_>) -> Result<Value>
     if let Some(anonymous) = args.allow_anonymous_pull {
         properties.insert("anonymousPullEnabled".to_owned(), Value::Bool(anonymous));
     }
+    if let Some(mode) = args.role_assignment_mode {
+        properties.insert("roleAssignmentMode".to_owned(), Value::from(mode.as_arm()));
+    }
     let mut body =
         json!({"location": location, "sku": {"name": args.sku.as_str()}, "properties": properties});
     if let Some(tags) = args.tags.to_json() {
@@ -96,6 +99,9 @@ pub async fn update(args: AcrUpdateArgs, context: &Context<'_>) -> Result<Value>
     }
     if let Some(admin) = args.admin_enabled {
         properties.insert("adminUserEnabled".to_owned(), Value::Bool(admin));
+    }
+    if let Some(mode) = args.role_assignment_mode {
+        properties.insert("roleAssignmentMode".to_owned(), Value::from(mode.as_arm()));
     }
     if !properties.is_empty() {
         body.insert("properties".to_owned(), Value::Object(properties));

@@ -8,6 +8,7 @@ mod ad;
 mod bicep;
 mod group;
 mod identity;
+mod role;
 mod serve;
 mod workload;
 mod webapp;
@@ -21,8 +22,8 @@ use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, AppserviceCommand, BicepArgs, BicepCommand, Command, ContainerCommand,
     FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand, IdentityEndpointCommand,
-    PlanCommand, SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand,
-    WebappLogCommand,
+    PlanCommand, RoleAssignmentCommand, RoleAuditCommand, RoleCommand, RoleDefinitionCommand,
+    SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -108,10 +109,44 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                 }
                 AcrIdentityCommand::Show(args) => identity::acr_show(args, context).await.map(Some),
             },
+            AcrCommand::CheckAccess(args) => role::acr_check_access(args, context).await.map(Some),
         },
         Command::Ad { command: AdCommand::Sp { command: SpCommand::CreateForRbac(args) } } => {
             ad::create_for_rbac(args, context).await.map(Some)
         }
+        Command::Role { command } => match command {
+            RoleCommand::Definition { command } => match command {
+                RoleDefinitionCommand::List(args) => {
+                    role::definition_list(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Show(args) => {
+                    role::definition_show(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Create(args) => {
+                    role::definition_create(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Update(args) => {
+                    role::definition_update(args, context).await.map(Some)
+                }
+                RoleDefinitionCommand::Delete(args) => {
+                    role::definition_delete(args, context).await.map(|()| None)
+                }
+            },
+            RoleCommand::Assignment { command } => match command {
+                RoleAssignmentCommand::Create(args) => {
+                    role::assignment_create(args, context).await.map(Some)
+                }
+                RoleAssignmentCommand::List(args) => {
+                    role::assignment_list(args, context).await.map(Some)
+                }
+                RoleAssignmentCommand::Delete(args) => {
+                    role::assignment_delete(args, context).await.map(|()| None)
+                }
+            },
+            RoleCommand::Audit { command: RoleAuditCommand::List(args) } => {
+                role::audit_list(args, context).await.map(Some)
+            }
+        },
         Command::Bicep(BicepArgs { version, command }) => match command {
             Some(BicepCommand::Build(args)) => bicep::build(args).map(|()| None),
             Some(BicepCommand::Lint(args)) => bicep::lint(args).map(|()| None),

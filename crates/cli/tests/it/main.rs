@@ -12,5 +12,6 @@ mod crash;
 mod errors;
 mod group;
 mod identity;
+mod role;
 mod serve;
 mod workload;

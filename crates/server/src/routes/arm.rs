@@ -15,14 +15,15 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_arm::{types, validate_resource_group_name, ArmErrorCode, ResourceId, ResourceType};
-use berth_authz::ActionKind;
+use berth_authz::{ActionKind, Attributes};
 use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
 use super::{
-    identities, json_response, parse_json_object, read_body, registries, sites, workloads,
-    MAX_JSON_BODY,
+    authorization, identities, json_response, parse_json_object, read_body, registries, sites,
+    workloads, MAX_JSON_BODY,
 };
+use crate::audit::Audited;
 use crate::auth::{authenticate, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -39,27 +40,47 @@ pub(crate) struct ArmContext {
 impl ArmContext {
     /// Check an action at a scope; ARM's `AuthorizationFailed` when denied.
     pub async fn authorize(&self, action: &str, scope: &ResourceId) -> ApiResult<()> {
+        self.authorize_with(action, scope, &Attributes::new()).await
+    }
+
+    /// [`ArmContext::authorize`] with request attributes for conditions. The decision is audited.
+    pub async fn authorize_with(
+        &self,
+        action: &str,
+        scope: &ResourceId,
+        attributes: &Attributes,
+    ) -> ApiResult<()> {
         let decision = self
             .state
             .authorizer
-            .check(self.caller.object_id(), action, ActionKind::Control, scope)
+            .check_with(self.caller.object_id(), action, ActionKind::Control, scope, attributes)
             .await?;
+        self.state.audit.record(Audited {
+            principal_id: self.caller.object_id(),
+            surface: "arm",
+            action,
+            scope: &scope.to_string(),
+            repository: None,
+            decision: &decision,
+        });
         if decision.is_allowed() {
             Ok(())
         } else {
-            Err(ApiError::arm(
-                ArmErrorCode::AuthorizationFailed,
-                format!(
-                    "The client '{}' with object id '{}' does not have authorization to perform action '{}' over \
-                     scope '{}' or the scope is invalid. If access was recently granted, please refresh your \
-                     credentials.",
-                    self.caller.principal.app_id,
-                    self.caller.principal.id,
-                    action,
-                    scope
-                ),
-            ))
+            Err(self.authorization_failed(action, scope))
         }
+    }
+
+    /// ARM's `AuthorizationFailed` for `action` at `scope`.
+    pub fn authorization_failed(&self, action: &str, scope: &ResourceId) -> ApiError {
+        ApiError::arm(
+            ArmErrorCode::AuthorizationFailed,
+            format!(
+                "The client '{}' with object id '{}' does not have authorization to perform action '{}' over \
+                 scope '{}' or the scope is invalid. If access was recently granted, please refresh your \
+                 credentials.",
+                self.caller.principal.app_id, self.caller.principal.id, action, scope
+            ),
+        )
     }
 
     /// Whether the caller may perform `action` at `scope` (for filtering lists).
@@ -178,6 +199,14 @@ pub async fn dispatch(
     let rest: Vec<&str> = lower.iter().skip(2).map(String::as_str).collect();
     let body_bytes = read_body(body, MAX_JSON_BODY).await?;
 
+    // Role definitions and assignments (and berth's audit log) are extension resources at any scope.
+    if let Some(at) = authorization::provider_position(&rest) {
+        let scope = ResourceId::parse(&format!("/{}", segments[..at + 2].join("/")))
+            .map_err(|e| authorization::invalid_scope(&e.to_string()))?;
+        return authorization::handle(&ctx, &method, &scope, &segments[at + 2..], &body_bytes)
+            .await;
+    }
+
     match (rest.as_slice(), &method) {
         ([], &Method::GET) => get_subscription(&ctx).await,
         (["resourcegroups"], &Method::GET) => list_groups(&ctx).await,
@@ -239,6 +268,20 @@ pub async fn dispatch(
             let group = ResourceId::resource_group(&sub, &segments[3]);
             let site = group.provider_resource(&rt, &segments[7]);
             sites::handle_site_child(&ctx, m, &group, &site, tail, &body_bytes).await
+        }
+        (
+            ["resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "checkaccess"],
+            &Method::POST,
+        ) => {
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let rt = known_type(
+                "microsoft.containerregistry",
+                "registries",
+                &segments[5],
+                &segments[6],
+            )?;
+            let id = group.provider_resource(&rt, &segments[7]);
+            authorization::check_access(&ctx, &id, &body_bytes).await
         }
         (
             ["resourcegroups", _, "providers", "microsoft.containerregistry", "registries", _, "garbagecollect"],

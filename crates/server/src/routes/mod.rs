@@ -2,6 +2,7 @@
 
 mod acr;
 mod arm;
+mod authorization;
 mod graph;
 mod identities;
 mod idp;

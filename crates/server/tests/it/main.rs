@@ -7,6 +7,7 @@ mod gc;
 mod identities;
 mod identity_provider;
 mod lifecycle;
+mod rbac;
 mod real_clients;
 mod registry;
 mod registry_tokens;

@@ -807,3 +807,124 @@ async fn oras_py_pushes_and_pulls_artifacts() {
     }
     ts.shutdown().await.unwrap();
 }
+
+// --- ABAC with skopeo ----------------------------------------------------------------------------------------
+
+/// An ABAC-mode registry: a principal holding Container Registry Repository Writer with a condition on the
+/// `team-a/` prefix pushes and pulls `team-a/app` with skopeo, and is refused `team-b/app` both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_abac_condition_on_repository_prefix() {
+    use crate::rbac::{assign, rg_scope, service_principal, REPO_WRITER, TEAM_A_CONDITION};
+    const REPO_CONTRIBUTOR: &str = "2efddaa5-3f1f-4df3-97df-af3f13818f4c";
+    let ts = TestServer::start().await.unwrap();
+    let sandbox = Sandbox::new(&ts);
+    match sandbox.probe("skopeo", &["--version"]).await {
+        Ok(version) => eprintln!("using {version}"),
+        Err(reason) => return unavailable("skopeo", &reason),
+    }
+    let owner = ts.owner_token().await.unwrap();
+    let (status, body) = call(
+        &ts,
+        Method::PUT,
+        &group_path(&ts, "g"),
+        Some(&owner),
+        Some(json!({"location": "westeurope"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &ts,
+        Method::PUT,
+        &registry_path(&ts, "g", REGISTRY),
+        Some(&owner),
+        Some(json!({"location": "westeurope", "sku": {"name": "Standard"}, "properties": {"roleAssignmentMode": "AbacRepositoryPermissions"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let team_a = service_principal(&ts, &owner, "team-a-ci").await;
+    let admin = service_principal(&ts, &owner, "registry-admin").await;
+    assert_eq!(
+        assign(
+            &ts,
+            &owner,
+            &rg_scope(&ts, "g"),
+            &team_a.object_id,
+            REPO_WRITER,
+            Some(TEAM_A_CONDITION)
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        assign(
+            &ts,
+            &owner,
+            &registry_path(&ts, "g", REGISTRY),
+            &admin.object_id,
+            REPO_CONTRIBUTOR,
+            None
+        )
+        .await
+        .0,
+        201
+    );
+
+    let content = Content::new();
+    let layout = sandbox.arg("layout");
+    content.write_layout(Path::new(&layout));
+    let (policy, certs) = (sandbox.arg("policy.json"), sandbox.arg("certs"));
+    let team_login = format!("{}:{}", team_a.app_id, team_a.secret);
+    let admin_login = format!("{}:{}", admin.app_id, admin.secret);
+    let secrets = [team_a.secret.as_str(), admin.secret.as_str()];
+    let skopeo = |line: String| sandbox.line("skopeo", &line, &secrets);
+    let push = |login: &str, repository: &str| {
+        format!(
+            "--policy {policy} copy --preserve-digests --dest-cert-dir {certs} --dest-creds {login} oci:{layout}:v1 docker://{}:v1",
+            sandbox.reference(repository)
+        )
+    };
+    let pull = |login: &str, repository: &str, out: &str| {
+        format!(
+            "--policy {policy} copy --preserve-digests --src-cert-dir {certs} --src-creds {login} docker://{}:v1 oci:{}:v1",
+            sandbox.reference(repository),
+            sandbox.arg(out)
+        )
+    };
+
+    // Allowed: team-a/app, both ways, byte for byte.
+    sandbox.ok(skopeo(push(&team_login, "team-a/app")), &[]).await;
+    sandbox.ok(skopeo(pull(&team_login, "team-a/app", "pulled-a")), &[]).await;
+    let (tags, _) = read_layout(&sandbox.path("pulled-a"));
+    assert_eq!(tags["v1"], sha256(&content.single.manifest));
+
+    // Denied: pushing team-b/app; pulling team-b/app that someone else pushed.
+    let denied = skopeo(push(&team_login, "team-b/app"));
+    let output = sandbox.run(&denied, &[]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(!output.status.success(), "{denied} must fail");
+    assert!(
+        stderr.contains("unauthorized")
+            || stderr.contains("denied")
+            || stderr.contains("authentication required"),
+        "{denied}: {stderr}"
+    );
+    sandbox.ok(skopeo(push(&admin_login, "team-b/app")), &[]).await;
+    let denied = skopeo(pull(&team_login, "team-b/app", "pulled-b"));
+    let output = sandbox.run(&denied, &[]).await.unwrap();
+    assert!(
+        !output.status.success(),
+        "{denied} must fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // The owner (Owner at the subscription) gets no data-plane access in ABAC mode.
+    let owner_login = format!("{}:{}", ts.client_id, ts.client_secret);
+    let denied = sandbox.line(
+        "skopeo",
+        &pull(&owner_login, "team-a/app", "pulled-owner"),
+        &[&ts.client_secret],
+    );
+    let output = sandbox.run(&denied, &[]).await.unwrap();
+    assert!(!output.status.success(), "{denied} must fail");
+    ts.shutdown().await.unwrap();
+}
