@@ -12,15 +12,15 @@ mod models;
 mod queries;
 mod rbac;
 mod registry;
-mod workloads;
 mod sites;
+mod workloads;
 pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
 pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
 pub use rbac::{role_key, AssignmentWrite, AuditEvent, AuditQuery, CustomRoleRecord, RoleDeletion};
 pub use registry::{DeletedRepository, ListOrder, RepositorySummary, TagRecord};
 pub use registry::{ManifestRecord, ReferenceKind, UploadRecord};
-pub use workloads::{WorkloadPut, WorkloadRecord};
 pub use sites::{PullOutcome, SiteState, SITE_LOG_LINES};
+pub use workloads::{WorkloadPut, WorkloadRecord};
 #[doc(hidden)]
 pub mod testing;
 

@@ -385,6 +385,7 @@ impl Db {
         .bind(below(&key))
         .execute(&mut *tx)
         .await?;
+        purge_registry_contents(&mut tx, &removed).await?;
         sqlx::query("DELETE FROM resources WHERE group_key = $1")
             .bind(&key)
             .execute(&mut *tx)
@@ -469,6 +470,7 @@ impl Db {
         .bind(below(&key))
         .execute(&mut *tx)
         .await?;
+        purge_registry_contents(&mut tx, &removed).await?;
         sqlx::query("DELETE FROM resources WHERE key = $1 OR key LIKE $2 ESCAPE '\\'")
             .bind(&key)
             .bind(below(&key))
@@ -518,6 +520,34 @@ impl Db {
 }
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// The `unique_name` prefix of registries; their content rows are keyed by the lower-cased registry name.
+const REGISTRY_UNIQUE_PREFIX: &str = "registry:";
+
+/// Remove the repositories, manifests, tags, blob links and upload sessions of every registry among `removed`,
+/// in the caller's transaction: a registry created later under the same name must start empty, and the blobs
+/// only the deleted registry referenced become garbage for the collector.
+async fn purge_registry_contents(tx: &mut Tx<'_>, removed: &[ResourceRecord]) -> Result<()> {
+    let registries = removed
+        .iter()
+        .filter_map(|r| r.unique_name.as_deref()?.strip_prefix(REGISTRY_UNIQUE_PREFIX));
+    for registry in registries {
+        for table in [
+            "tags",
+            "manifest_references",
+            "manifests",
+            "repository_blobs",
+            "uploads",
+            "repositories",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE registry = $1"))
+                .bind(registry)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 async fn insert_principal(tx: &mut Tx<'_>, p: &Principal) -> Result<()> {
     sqlx::query(

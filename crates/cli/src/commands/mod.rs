@@ -10,8 +10,8 @@ mod group;
 mod identity;
 mod role;
 mod serve;
-mod workload;
 mod webapp;
+mod workload;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 

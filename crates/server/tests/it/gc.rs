@@ -849,3 +849,39 @@ async fn concurrent_pushes_never_lose_a_blob_to_the_collector() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_deleted_registry_takes_its_images_along_and_a_new_one_of_the_same_name_starts_empty() {
+    each_backend_with(Duration::ZERO, Duration::ZERO, |ts| async move {
+        let owner = setup(&ts).await;
+        let token = registry_token(&ts, &["app"]).await;
+        let image = Image::new(b"{\"deleted\":1}".to_vec(), vec![blob(7, 6000)], json!({}));
+        push_image(&ts, "app", "v1", &token, &image).await;
+        assert_pullable(&ts, "app", "v1", &token, &image).await;
+
+        let (status, body) =
+            call(&ts, Method::DELETE, &registry_path(&ts, "g", REGISTRY), Some(&owner), None).await;
+        assert_eq!(status, 200, "{body}");
+        setup(&ts).await;
+        let token = registry_token(&ts, &["app"]).await;
+        let path = format!("/v2/{REGISTRY}/app/manifests/v1");
+        let r = send(&ts, Method::GET, &path, &token, &[("accept", OCI_MANIFEST)], None).await;
+        assert_eq!(r.status, 404, "the new registry must not serve the old one's image");
+        let path = format!("/v2/{REGISTRY}/app/blobs/{}", sha256(&image.layers[0]));
+        assert_eq!(send(&ts, Method::GET, &path, &token, &[], None).await.status, 404);
+        let r = send(&ts, Method::GET, "/v2/_catalog", &token, &[], None).await;
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("app"),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+
+        // Nothing references the old image's bytes any more: the collector frees them.
+        let report = collect_now(&ts.server().state, Duration::ZERO, false).await;
+        assert_eq!(report.deleted_blobs, 3, "{report:?}");
+        for bytes in image.blobs().chain([&image.manifest]) {
+            assert!(!blob_file(&ts, &sha256(bytes)).exists());
+        }
+    })
+    .await;
+}

@@ -11,5 +11,5 @@ mod rbac;
 mod real_clients;
 mod registry;
 mod registry_tokens;
-mod workloads;
 mod sites;
+mod workloads;
