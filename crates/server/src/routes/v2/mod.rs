@@ -187,9 +187,20 @@ struct Need<'a> {
     resource_type: &'static str,
     name: &'a str,
     action: DataAction,
+    /// ACR's metadata API: a token granted `metadata_read` / `metadata_write` on the repository also suffices.
+    metadata: bool,
 }
 
 impl Need<'_> {
+    /// The token action that also grants a metadata API call (`metadata_read` for reads, `metadata_write`).
+    fn metadata_word(&self) -> Option<&'static str> {
+        match (self.metadata, self.action) {
+            (true, DataAction::Pull) => Some("metadata_read"),
+            (true, DataAction::Push) => Some("metadata_write"),
+            _ => None,
+        }
+    }
+
     fn word(&self) -> &'static str {
         match self.action {
             DataAction::Pull => "pull",
@@ -310,8 +321,12 @@ async fn route(state: &AppState, request: Request) -> ApiResult<Response> {
                     )),
                 };
             let registry = find_registry(state, &name).await?;
-            let need =
-                Need { resource_type: "registry", name: "catalog", action: DataAction::Catalog };
+            let need = Need {
+                resource_type: "registry",
+                name: "catalog",
+                action: DataAction::Catalog,
+                metadata: false,
+            };
             authorize(state, &parts.headers, &name, registry.as_ref(), &need).await?;
             let registry = registry.ok_or_else(|| unknown_registry(&name))?;
             listing::catalog(state, &registry, &query).await
@@ -454,7 +469,7 @@ async fn target(
         }
     };
     let registry = find_registry(state, &registry_name).await?;
-    let need = Need { resource_type: "repository", name: full_name, action };
+    let need = Need { resource_type: "repository", name: full_name, action, metadata: false };
     let granted =
         authorize(state, &parts.headers, &registry_name, registry.as_ref(), &need).await?;
     let registry = registry.ok_or_else(|| unknown_registry(&registry_name))?;
@@ -608,7 +623,11 @@ async fn authorize(
         return Err(unknown_registry(registry_name));
     }
     let granted = Granted { access };
-    if !granted.allows(need.resource_type, need.name, need.word()) {
+    let allowed = granted.allows(need.resource_type, need.name, need.word())
+        || need
+            .metadata_word()
+            .is_some_and(|word| granted.allows(need.resource_type, need.name, word));
+    if !allowed {
         return Err(challenge(AUTHENTICATION_REQUIRED.to_string()));
     }
     Ok(granted)
@@ -626,8 +645,13 @@ pub(crate) async fn authorize_metadata(
 ) -> ApiResult<Registry> {
     let registry = find_registry(state, registry_name).await?;
     let need = match full_name {
-        Some(name) => Need { resource_type: "repository", name, action },
-        None => Need { resource_type: "registry", name: "catalog", action: DataAction::Catalog },
+        Some(name) => Need { resource_type: "repository", name, action, metadata: true },
+        None => Need {
+            resource_type: "registry",
+            name: "catalog",
+            action: DataAction::Catalog,
+            metadata: false,
+        },
     };
     authorize(state, headers, registry_name, registry.as_ref(), &need).await?;
     registry.ok_or_else(|| unknown_registry(registry_name))
@@ -773,9 +797,19 @@ mod tests {
 
     #[test]
     fn challenge_scopes() {
-        let need = Need { resource_type: "repository", name: "acr/app", action: DataAction::Push };
+        let need = Need {
+            resource_type: "repository",
+            name: "acr/app",
+            action: DataAction::Push,
+            metadata: false,
+        };
         assert_eq!(need.challenge_scope(), "repository:acr/app:pull,push");
-        let need = Need { resource_type: "registry", name: "catalog", action: DataAction::Catalog };
+        let need = Need {
+            resource_type: "registry",
+            name: "catalog",
+            action: DataAction::Catalog,
+            metadata: false,
+        };
         assert_eq!(need.challenge_scope(), "registry:catalog:*");
         assert_eq!(upload_range(0), "0-0");
         assert_eq!(upload_range(10), "0-9");
