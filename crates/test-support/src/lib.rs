@@ -112,13 +112,25 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await?;
         }
-        let server = berth_server::start(Self::config(
-            self.data_dir.path().into(),
-            &self.database_url,
-            self.local_addr,
-            self.configure.as_ref(),
-        ))
-        .await?;
+        // Another test's outgoing connection may hold the released port as its source port for a moment
+        // (bind then fails with EADDRINUSE): wait for it rather than fail.
+        let mut attempts = 0;
+        let server = loop {
+            let config = Self::config(
+                self.data_dir.path().into(),
+                &self.database_url,
+                self.local_addr,
+                self.configure.as_ref(),
+            );
+            match berth_server::start(config).await {
+                Ok(server) => break server,
+                Err(e) if attempts < 100 && format!("{e:#}").contains("in use") => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.endpoint = server.endpoint.clone();
         self.server = Some(server);
         Ok(())
