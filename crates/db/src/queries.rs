@@ -404,9 +404,18 @@ impl Db {
     /// another resource.
     pub async fn put_resource(&self, resource: &ResourceRecord) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
-        let created = put_resource_in(&mut tx, resource).await?;
-        tx.commit().await?;
-        Ok(created)
+        match put_resource_in(&mut tx, resource).await {
+            Ok(created) => {
+                tx.commit().await?;
+                Ok(created)
+            }
+            Err(e) => {
+                // Release SQLite's write lock before answering: a dropped transaction rolls back only later, and
+                // the caller's next write (on another connection) would find the database locked.
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
     }
 
     pub async fn get_resource(&self, key: &str) -> Result<Option<ResourceRecord>> {
