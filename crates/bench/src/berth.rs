@@ -314,14 +314,23 @@ struct TokenResponse {
 
 /// An ARM token for the bootstrap owner through the client-credentials flow.
 pub async fn operator_token(target: &Target, bootstrap: &Bootstrap) -> Result<String> {
+    client_credentials_token(target, bootstrap, "https://management.azure.com/.default").await
+}
+
+/// A token for `scope` through the client-credentials flow with `credentials`' client id and secret.
+pub async fn client_credentials_token(
+    target: &Target,
+    credentials: &Bootstrap,
+    scope: &str,
+) -> Result<String> {
     let form = serde_urlencoded::to_string([
         ("grant_type", "client_credentials"),
-        ("client_id", bootstrap.client_id.as_str()),
-        ("client_secret", bootstrap.client_secret.as_str()),
-        ("scope", "https://management.azure.com/.default"),
+        ("client_id", credentials.client_id.as_str()),
+        ("client_secret", credentials.client_secret.as_str()),
+        ("scope", scope),
     ])
     .context("encoding the token request")?;
-    let path = format!("/{}/oauth2/v2.0/token", bootstrap.tenant_id);
+    let path = format!("/{}/oauth2/v2.0/token", credentials.tenant_id);
     let template = RequestTemplate::new(Method::POST, target.addr, &path, None)?
         .with_body("application/x-www-form-urlencoded", form);
     let response = fetch(target, &template).await.context("POST token")?;

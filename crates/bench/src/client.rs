@@ -162,6 +162,12 @@ impl RequestTemplate {
         self
     }
 
+    /// The same request with one more header whose value is only known at run time (e.g. credentials).
+    pub fn with_header_value(mut self, name: &'static str, value: &str) -> Result<Self> {
+        self.headers.insert(name, HeaderValue::from_str(value).context("header value")?);
+        Ok(self)
+    }
+
     pub fn build(&self) -> Request<Body> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();

@@ -15,6 +15,8 @@
 //! the same size on another loopback port. The load generator shares the CPUs with the server, so the
 //! requests/s are a lower bound. Every berth process is stopped on every exit path (SIGTERM, SIGKILL after 5 s),
 //! including Ctrl-C. This is a benchmark, not a test: nothing here runs under `cargo test` except its parts.
+//! `--imds` measures a workload's IMDS tokens per second instead (`imds.rs`), `--webapp` the time from a web app's
+//! restart to its image pulled (`webapp.rs`), `--registry-tokens` registry access tokens per second (`tokens.rs`).
 
 mod berth;
 mod ceiling;
@@ -23,6 +25,8 @@ mod imds;
 mod load;
 mod report;
 mod stats;
+mod tokens;
+mod webapp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +73,26 @@ struct Args {
     /// Measure only tokens per second from a workload's IMDS listener (see `imds.rs`), next to the ceiling.
     #[arg(long)]
     imds: bool,
+    /// Measure only the time from a web app's restart to its image pulled (see `webapp.rs`).
+    #[arg(long, conflicts_with = "imds")]
+    webapp: bool,
+    /// Measure only registry access tokens per second for a principal with ten inherited role assignments
+    /// (see `tokens.rs`), next to the same server's ceiling.
+    #[arg(long, conflicts_with_all = ["imds", "webapp"])]
+    registry_tokens: bool,
+    /// The web-app image's size in MiB.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    webapp_mib: u32,
+    /// Restarts timed per repetition of the web-app scenario.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    webapp_restarts: u32,
+}
+
+/// Writes `results` as pretty JSON to `path`, when one was given.
+fn write_json(path: Option<&Path>, results: &impl serde::Serialize) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let json = serde_json::to_string_pretty(results).context("serialising the results")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -149,14 +173,30 @@ async fn run(args: &Args) -> Result<()> {
         ceiling_body_bytes: ceiling::HELLO_BODY.len(),
     };
     let load_average_before = load_average();
+    if args.webapp {
+        let results = webapp::run(
+            &binary,
+            run_dir.path(),
+            args.reps as usize,
+            args.webapp_mib as usize,
+            args.webapp_restarts as usize,
+        )
+        .await?;
+        write_json(args.json.as_deref(), &results)?;
+        run_dir.close().context("removing the run directory")?;
+        return Ok(());
+    }
+    if args.registry_tokens {
+        let results =
+            tokens::run(&binary, run_dir.path(), args.reps as usize, &connections, &spec).await?;
+        write_json(args.json.as_deref(), &results)?;
+        run_dir.close().context("removing the run directory")?;
+        return Ok(());
+    }
     if args.imds {
         let results =
             imds::run(&binary, run_dir.path(), args.reps as usize, &connections, &spec).await?;
-        if let Some(path) = &args.json {
-            let json = serde_json::to_string_pretty(&results).context("serialising the results")?;
-            std::fs::write(path, json + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+        write_json(args.json.as_deref(), &results)?;
         run_dir.close().context("removing the run directory")?;
         return Ok(());
     }

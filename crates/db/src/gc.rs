@@ -201,7 +201,7 @@ impl Db {
         upload_id: Option<&str>,
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<std::result::Result<T, E>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         touch_blob(&mut tx, link.digest, link.size, link.now).await?;
         let published = match publish.await {
             Ok(published) => published,
@@ -229,7 +229,7 @@ impl Db {
         digest: &str,
         now: &str,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if !lock_blob(&mut tx, digest, Some(now)).await? {
             tx.rollback().await?;
             return Ok(None);
@@ -265,7 +265,7 @@ impl Db {
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<ManifestStore<E>> {
         let (registry, repository) = (&manifest.registry, &manifest.repository);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_for_manifest(&mut tx, manifest, references).await?;
         for (target, kind) in references {
             let sql = match kind {
@@ -304,7 +304,7 @@ impl Db {
         references: &[(String, ReferenceKind)],
         tag: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_for_manifest(&mut tx, manifest, references).await?;
         insert_manifest(&mut tx, manifest, references, tag).await?;
         tx.commit().await?;
@@ -439,7 +439,7 @@ impl Db {
     /// referrer whose subject is in the repository; with its references. Whether it was deleted.
     pub async fn gc_delete_untagged_manifest(&self, manifest: &RepositoryDigest) -> Result<bool> {
         let RepositoryDigest { registry, repository, digest } = manifest;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_blob(&mut tx, digest, None).await?;
         let done = sqlx::query(
             "DELETE FROM manifests WHERE registry = $1 AND repository = $2 AND digest = $3 \
@@ -474,7 +474,7 @@ impl Db {
     /// and no manifest of its repository references the blob. Whether it was deleted.
     pub async fn gc_delete_link(&self, link: &RepositoryDigest, linked_at: &str) -> Result<bool> {
         let RepositoryDigest { registry, repository, digest } = link;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_blob(&mut tx, digest, None).await?;
         let done = sqlx::query(
             "DELETE FROM repository_blobs WHERE registry = $1 AND repository = $2 AND digest = $3 \
@@ -501,7 +501,7 @@ impl Db {
         last_linked_at: &str,
         remove: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<std::result::Result<Option<T>, E>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let locked =
             sqlx::query("UPDATE blobs SET size = size WHERE digest = $1 AND last_linked_at = $2")
                 .bind(digest)
@@ -535,7 +535,7 @@ impl Db {
         now: &str,
         remove: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<std::result::Result<Option<T>, E>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "INSERT INTO blobs (digest, size, last_linked_at) VALUES ($1, $2, $3) \
              ON CONFLICT (digest) DO NOTHING",

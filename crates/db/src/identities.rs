@@ -100,7 +100,7 @@ impl Db {
         add: &[Principal],
         remove: &[String],
     ) -> Result<IdentityPut> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let outcome =
             write_resource_with_identities(&mut tx, resource, read_body, add, remove).await?;
         if outcome != IdentityPut::Changed {
@@ -145,7 +145,7 @@ impl Db {
     ) -> Result<CredentialPut> {
         let identity_key = credential.identity_id.to_ascii_lowercase();
         let key = credential.key();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let identity = sqlx::query("SELECT key FROM resources WHERE key = $1")
             .bind(&identity_key)
             .fetch_optional(&mut *tx)

@@ -123,6 +123,18 @@ impl Db {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT` when another connection commits in
+    /// between, and the busy timeout cannot wait that out; an immediate one waits for the lock instead.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
 }
 
 pub(crate) fn map_unique(err: sqlx::Error, what: impl FnOnce() -> String) -> DbError {

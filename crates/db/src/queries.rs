@@ -108,7 +108,7 @@ impl Db {
         secret: &PrincipalSecret,
         owner_assignment: &RoleAssignmentRecord,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO tenants (id, created_at) VALUES ($1, $2)")
             .bind(tenant_id)
             .bind(&subscription.created_at)
@@ -168,7 +168,7 @@ impl Db {
         principal: &Principal,
         secret: Option<&PrincipalSecret>,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_principal(&mut tx, principal).await?;
         if let Some(secret) = secret {
             insert_secret(&mut tx, secret).await?;
@@ -215,7 +215,7 @@ impl Db {
 
     /// Remove a principal and its secrets. Returns whether it existed.
     pub async fn delete_principal(&self, id: &str) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM principal_secrets WHERE principal_id = $1")
             .bind(id.to_ascii_lowercase())
             .execute(&mut *tx)
@@ -229,7 +229,7 @@ impl Db {
     }
 
     pub async fn add_secret(&self, secret: &PrincipalSecret) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_secret(&mut tx, secret).await?;
         tx.commit().await?;
         Ok(())
@@ -278,7 +278,7 @@ impl Db {
 
     /// Add a new signing key and retire the previous active ones at `now`, atomically.
     pub async fn rotate_signing_key(&self, key: &StoredSigningKey, now: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -310,7 +310,7 @@ impl Db {
 
     /// Create or replace a resource group. Returns true when it was created.
     pub async fn put_resource_group(&self, group: &ResourceRecord) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT key FROM resource_groups WHERE key = $1")
             .bind(group.key())
             .fetch_optional(&mut *tx)
@@ -367,7 +367,7 @@ impl Db {
     /// Returns the deleted resources (so their identities can be removed too), or `None` if no such group.
     pub async fn delete_resource_group(&self, key: &str) -> Result<Option<Vec<ResourceRecord>>> {
         let key = key.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT key FROM resource_groups WHERE key = $1")
             .bind(&key)
             .fetch_optional(&mut *tx)
@@ -403,7 +403,7 @@ impl Db {
     /// Create or replace a resource. Returns true when it was created; `Conflict` when `unique_name` is taken by
     /// another resource.
     pub async fn put_resource(&self, resource: &ResourceRecord) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         match put_resource_in(&mut tx, resource).await {
             Ok(created) => {
                 tx.commit().await?;
@@ -465,7 +465,7 @@ impl Db {
     /// deleted records (the resource first), empty if it did not exist.
     pub async fn delete_resource(&self, key: &str) -> Result<Vec<ResourceRecord>> {
         let key = key.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE key = $1 OR key LIKE $2 ESCAPE '\\' ORDER BY key");
         let rows = sqlx::query(&sql).bind(&key).bind(below(&key)).fetch_all(&mut *tx).await?;
         let removed = rows.iter().map(resource_from).collect::<Result<Vec<_>>>()?;
@@ -492,7 +492,7 @@ impl Db {
     // ---- role assignments -----------------------------------------------------------------------------------
 
     pub async fn create_role_assignment(&self, assignment: &RoleAssignmentRecord) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_assignment(&mut tx, assignment).await?;
         tx.commit().await?;
         Ok(())

@@ -149,7 +149,7 @@ impl Db {
     /// Create or replace a custom role. Returns true when created; `Conflict` when another role has its name.
     pub async fn put_custom_role(&self, role: &CustomRoleRecord) -> Result<bool> {
         let name = role.name.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT name FROM role_definitions WHERE name = $1")
             .bind(&name)
             .fetch_optional(&mut *tx)
@@ -236,7 +236,7 @@ impl Db {
     /// Delete a custom role unless an assignment uses it; the check and the delete are one transaction.
     pub async fn delete_custom_role(&self, guid: &str) -> Result<RoleDeletion> {
         let guid = guid.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {ROLE_COLUMNS} FROM role_definitions WHERE name = $1");
         let Some(row) = sqlx::query(&sql).bind(&guid).fetch_optional(&mut *tx).await? else {
             return Ok(RoleDeletion::NotFound);
@@ -269,7 +269,7 @@ impl Db {
         let scope_key = a.scope.to_ascii_lowercase();
         let principal = a.principal_id.to_ascii_lowercase();
         let role = role_key(&a.role_definition_id);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE key = $1");
         if let Some(row) = sqlx::query(&sql).bind(&key).fetch_optional(&mut *tx).await? {
             let existing = assignment_from(&row)?;
@@ -327,7 +327,7 @@ impl Db {
     /// Delete an assignment by its ID and return it.
     pub async fn take_role_assignment(&self, id: &str) -> Result<Option<RoleAssignmentRecord>> {
         let key = id.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM role_assignments WHERE key = $1");
         let Some(row) = sqlx::query(&sql).bind(&key).fetch_optional(&mut *tx).await? else {
             return Ok(None);
@@ -380,7 +380,7 @@ impl Db {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for e in events {
             sqlx::query(
                 "INSERT INTO audit_events (id, at, principal_id, surface, action, scope_key, scope, repository, \

@@ -393,7 +393,7 @@ impl Db {
         repository: &str,
         digest: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // Waits for a put of the same manifest (which holds the digest's row) so its tags go too.
         crate::gc::lock_digest(&mut tx, digest).await?;
         for sql in [
@@ -428,7 +428,7 @@ impl Db {
     /// Delete a repository with all its manifests, tags and blob links (the blobs are left to garbage
     /// collection). Returns whether it existed.
     pub async fn delete_repository(&self, registry: &str, repository: &str) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM tags WHERE registry = $1 AND repository = $2",
             "DELETE FROM manifest_references WHERE registry = $1 AND repository = $2",
@@ -725,7 +725,7 @@ impl Db {
         registry: &str,
         repository: &str,
     ) -> Result<Option<DeletedRepository>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut listed = Vec::new();
         for sql in [
             "SELECT digest AS item FROM manifests WHERE registry = $1 AND repository = $2",

@@ -117,7 +117,7 @@ impl Db {
         remove: &[String],
         pull: Option<&str>,
     ) -> Result<IdentityPut> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let outcome =
             write_resource_with_identities(&mut tx, resource, read_body, add, remove).await?;
         if outcome == IdentityPut::Changed {
@@ -149,6 +149,12 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(state_from).transpose()
+    }
+
+    /// The IDs of every site the agent knows (a site's state row is deleted with the site).
+    pub async fn site_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT site_id FROM site_states").fetch_all(self.pool()).await?;
+        rows.iter().map(|row| Ok(row.try_get::<String, _>("site_id")?)).collect()
     }
 
     /// Sites whose pull is wanted (in progress, or failed and due for a retry) and whose lease is free at `now`.
@@ -193,7 +199,7 @@ impl Db {
         generation: i64,
         outcome: &PullOutcome,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded = sqlx::query(
             "UPDATE site_states SET status = $1, run_state = $2, digest = $3, error_code = $4, error_message = $5, \
              last_attempt = $6, attempts = $7, next_attempt_at = $8, lease_owner = NULL, lease_until = 0 \
@@ -242,7 +248,7 @@ impl Db {
     /// Append a line to a site's log (at Unix milliseconds `at`), pruning lines beyond [`SITE_LOG_LINES`]. A
     /// site deleted meanwhile is not an error: the line is dropped with it.
     pub async fn append_site_log(&self, site_key: &str, at: i64, line: &str) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT site_key FROM site_states WHERE site_key = $1")
             .bind(site_key)
             .fetch_optional(&mut *tx)

@@ -57,7 +57,7 @@ impl Db {
     /// creation time are kept). One transaction; a resource deleted concurrently gives `ResourceMissing`.
     pub async fn put_workload(&self, record: &WorkloadRecord) -> Result<WorkloadPut> {
         let key = record.key();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {WORKLOAD_COLUMNS} FROM workloads WHERE resource_key = $1");
         let existing = sqlx::query(&sql).bind(&key).fetch_optional(&mut *tx).await?;
         let conflict = |e| map_unique(e, || "workload header".to_owned());

@@ -32,21 +32,9 @@ impl AuditLog {
     /// Start the writer task on the current runtime; it ends when every [`AuditLog`] is dropped.
     pub fn start(db: Db) -> AuditLog {
         let (sender, mut receiver) = mpsc::channel::<AuditEvent>(QUEUE);
-        // On SQLite a commit by this writer between another transaction's read and write makes that transaction
-        // fail (SQLITE_BUSY_SNAPSHOT), so there decisions go to the `berth::audit` log only; PostgreSQL stores them.
-        let store = db.backend() == berth_db::Backend::Postgres;
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
-                if !store {
-                    for e in &batch {
-                        tracing::info!(target: "berth::audit", principal = %e.principal_id, surface = %e.surface,
-                            action = %e.action, scope = %e.scope, repository = ?e.repository, allowed = e.allowed,
-                            assignment = ?e.assignment_id, "authorization decision");
-                    }
-                    batch.clear();
-                    continue;
-                }
                 if let Err(e) = db.insert_audit_events(&batch).await {
                     tracing::warn!(error = %e, events = batch.len(), "writing audit events failed");
                 }

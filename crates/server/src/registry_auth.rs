@@ -252,6 +252,17 @@ fn claims(
     }
 }
 
+/// How long a signed access token is handed out again for the same grant (see [`mint_access_token`]).
+pub const ACCESS_TOKEN_REUSE_SECS: i64 = 60;
+
+/// A signed access token kept for reuse.
+#[derive(Debug, Clone)]
+pub(crate) struct MintedToken {
+    pub token: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
 /// A refresh token for `principal_id`, bound to the registry or server host it was asked for.
 pub fn mint_refresh_token(
     state: &AppState,
@@ -263,22 +274,39 @@ pub fn mint_refresh_token(
     state.keys().sign(&claims).map_err(crate::error::ApiError::internal)
 }
 
-/// An access token carrying exactly `access`.
+/// An access token carrying exactly `access`, and when it expires (Unix seconds).
+///
+/// The grant is decided afresh for every request; only the signed token for the same subject, audience and access
+/// is handed out again while it is younger than [`ACCESS_TOKEN_REUSE_SECS`] (or a tenth of its lifetime), because
+/// an RS256 signature costs about a millisecond and would otherwise bound token issuance. A reused token proves
+/// exactly what a fresh one would.
 pub fn mint_access_token(
     state: &AppState,
     subject: &str,
     audience: &str,
     access: Vec<RegistryAccess>,
-) -> ApiResult<String> {
-    let mut claims = claims(
-        state,
-        subject,
-        audience,
-        RegistryGrantType::AccessToken,
-        state.registry_token_lifetime_secs,
-    );
+) -> ApiResult<(String, i64)> {
+    let now = now_unix();
+    let lifetime = state.registry_token_lifetime_secs;
+    let reuse = ACCESS_TOKEN_REUSE_SECS.min(lifetime / 10);
+    let key = serde_json::to_string(&(subject, audience, &access))
+        .map_err(crate::error::ApiError::internal)?;
+    if let Some(minted) = state.v2_caches.minted_token(&key) {
+        if now - minted.issued_at < reuse && minted.expires_at > now {
+            return Ok((minted.token, minted.expires_at));
+        }
+    }
+    let mut claims = claims(state, subject, audience, RegistryGrantType::AccessToken, lifetime);
     claims.access = access;
-    state.keys().sign(&claims).map_err(crate::error::ApiError::internal)
+    let expires_at = claims.exp;
+    let token = state.keys().sign(&claims).map_err(crate::error::ApiError::internal)?;
+    if reuse > 0 {
+        state.v2_caches.remember_minted_token(
+            key,
+            MintedToken { token: token.clone(), issued_at: claims.iat, expires_at },
+        );
+    }
+    Ok((token, expires_at))
 }
 
 /// Verify a registry token of the expected kind for one of `audiences`.

@@ -4,6 +4,8 @@
 //! `TestServer::start_on(backend)` picks the metadata backend (PostgreSQL gets a fresh database per server).
 //! The fixture reads `bootstrap.json` like a user would and offers an HTTP client that trusts the server's CA.
 
+pub mod images;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,6 +107,20 @@ impl TestServer {
             configure(&mut config);
         }
         config
+    }
+
+    /// Another node of the same installation: a second server in this process on the same metadata database and the
+    /// same data directory (blob store, CA), listening on its own loopback port but answering under this node's
+    /// URL (`--public-url`), as nodes behind one load balancer do. The caller shuts it down.
+    pub async fn second_node(&self) -> Result<Server> {
+        let mut config = Self::config(
+            self.data_dir.path().into(),
+            &self.database_url,
+            "127.0.0.1:0".parse()?,
+            self.configure.as_ref(),
+        );
+        config.public_url = Some(self.endpoint.clone());
+        berth_server::start(config).await
     }
 
     /// Shut the server down gracefully and start it again on the same data and address.

@@ -14,4 +14,5 @@ mod group;
 mod identity;
 mod role;
 mod serve;
+mod webapp;
 mod workload;

@@ -370,8 +370,18 @@ async fn scenario_two_and_role_commands() {
         .await;
     assert!(bad.stderr.contains("InvalidCondition"), "{bad}");
 
-    // The audit log answers (decisions are stored on PostgreSQL; this server runs on SQLite).
-    harness.berth(&["role", "audit", "list", "--top", "5"]).await.success().json();
+    // The audit log has the decisions made so far (written in the background, so it may take a moment).
+    let mut events = serde_json::Value::Null;
+    for _ in 0..50 {
+        events = harness.berth(&["role", "audit", "list", "--top", "5"]).await.success().json();
+        if events.as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let events = events.as_array().expect("a list of decisions");
+    assert!(!events.is_empty() && events.len() <= 5, "{events:?}");
+    assert!(events.iter().all(|e| e.to_string().contains("allowed")), "{events:?}");
 
     // Delete by id.
     harness

@@ -130,6 +130,7 @@ pub fn spawn(
                 }
                 Err(e) => tracing::warn!(error = %e, "host agent: listing sites failed"),
             }
+            agent.remove_deleted_sites().await;
             tokio::select! {
                 _ = shutdown.changed() => {}
                 _ = agent.state.site_wakeup.notified() => {}
@@ -141,6 +142,40 @@ pub fn spawn(
 }
 
 impl Agent {
+    /// Removes the bundle directories of sites that no longer exist (deleted through any node). The directories
+    /// are listed before the sites, so a site created in between is never mistaken for a deleted one.
+    async fn remove_deleted_sites(&self) {
+        let root = self.data_dir.join("sites");
+        let Ok(entries) = std::fs::read_dir(&root) else { return };
+        let on_disk: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        if on_disk.is_empty() {
+            return;
+        }
+        let known = match self.state.db.site_ids().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "host agent: listing sites failed");
+                return;
+            }
+        };
+        let wanted: std::collections::HashSet<PathBuf> =
+            known.iter().map(|id| site_directory(&self.data_dir, id)).collect();
+        for directory in on_disk.into_iter().filter(|d| !wanted.contains(d)) {
+            match tokio::fs::remove_dir_all(&directory).await {
+                Ok(()) => {
+                    tracing::info!(directory = %directory.display(), "host agent: removed a deleted site's files")
+                }
+                Err(e) => {
+                    tracing::warn!(directory = %directory.display(), error = %e, "host agent: removing a deleted site's files failed")
+                }
+            }
+        }
+    }
+
     async fn log(&self, site_key: &str, line: &str) {
         if let Err(e) = self.state.db.append_site_log(site_key, now_millis(), line).await {
             tracing::warn!(site = %site_key, error = %e, "host agent: writing the site log failed");

@@ -226,11 +226,11 @@ async fn issue(
             .unwrap_or_else(|| state.public_host.clone()),
     };
     let subject = principal.clone().unwrap_or_else(|| "anonymous".into());
-    let token = mint_access_token(state, &subject, &audience, access)?;
+    let (token, expires_at) = mint_access_token(state, &subject, &audience, access)?;
     let mut body = json!({
         "access_token": token,
         "token": token,
-        "expires_in": state.registry_token_lifetime_secs,
+        "expires_in": (expires_at - crate::time::now_unix()).max(0),
         "issued_at": now_rfc3339(),
     });
     if let (true, Some(principal)) = (with_refresh, &principal) {

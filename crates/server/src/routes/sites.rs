@@ -349,6 +349,8 @@ pub async fn handle_site(
             let removed = ctx.state.db.delete_resource(&id.key()).await?;
             if !removed.is_empty() {
                 tracing::info!(site = %id, "deleted site (its system identity and agent state with it)");
+                // The agent removes the site's files on its next round; wake this node's at once.
+                ctx.state.site_wakeup.notify_one();
             }
             Ok(if removed.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK }
                 .into_response())

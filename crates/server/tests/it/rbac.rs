@@ -155,10 +155,21 @@ fn claims_of(token: &str) -> Value {
 
 /// The actions an access token grants for `scope` (path mode), asked with the principal's client credentials.
 pub async fn granted(ts: &TestServer, sp: &Sp, registry: &str, scope: &str) -> Value {
+    granted_on(ts, &ts.endpoint, sp, registry, scope).await
+}
+
+/// [`granted`], asked of the node at `endpoint` (which answers under `ts`'s URL).
+async fn granted_on(
+    ts: &TestServer,
+    endpoint: &str,
+    sp: &Sp,
+    registry: &str,
+    scope: &str,
+) -> Value {
     let service = format!("{}/{registry}", ts.local_addr);
     let r = ts
         .http
-        .get(ts.url(&format!("/oauth2/token?service={service}&scope={scope}")))
+        .get(format!("{endpoint}/oauth2/token?service={service}&scope={scope}"))
         .basic_auth(&sp.app_id, Some(&sp.secret))
         .send()
         .await
@@ -475,8 +486,7 @@ async fn registry_tokens_follow_the_role_assignment_mode_and_conditions() {
             Some(json!({"principalId": sp.object_id}))).await;
         assert_eq!(status, 403);
 
-        // Stored on PostgreSQL (on SQLite decisions go to the `berth::audit` log).
-        if ts.backend == berth_test_support::Backend::Postgres {
+        // The decisions are stored and can be searched, on either backend.
         let audit = format!(
             "{}/providers/Berth.Authorization/auditEvents?$filter=principalId%20eq%20%27{}%27%20and%20allowed%20eq%20false&$top=500&{RA_API}",
             registry_path(&ts, "g1", "acrabac"),
@@ -499,7 +509,6 @@ async fn registry_tokens_follow_the_role_assignment_mode_and_conditions() {
         assert!(denied.iter().all(|e| e["properties"]["allowed"] == false));
         let (status, _) = call(&ts, Method::GET, &audit, Some(&nosy), None).await;
         assert_eq!(status, 403, "the audit log needs read access at the scope");
-        }
 
         // Removing the assignment stops the next token.
         let (_, list) = call(&ts, Method::GET, &format!("{group}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20%27{}%27&{RA_API}", sp.object_id), Some(&owner), None).await;
@@ -509,6 +518,45 @@ async fn registry_tokens_follow_the_role_assignment_mode_and_conditions() {
         }
         assert_eq!(granted(&ts, &sp, "acrlegacy", "repository:acrlegacy/app:pull,push").await, json!([]));
         assert_eq!(granted(&ts, &sp, "acrabac", "repository:acrabac/team-a/app:pull").await, json!([]));
+    })
+    .await;
+}
+
+/// Two nodes on one store: an assignment made through one node is in force on the other at its next token request,
+/// and a deletion through the other is in force on the first, with no propagation delay.
+#[tokio::test]
+async fn an_assignment_holds_on_every_node_at_the_next_token_request() {
+    each_backend(|ts| async move {
+        let node_b = ts.second_node().await.unwrap();
+        // Node B answers under node A's URL (one load balancer in front of both); reach it at its own address.
+        let node_b_url = format!("https://{}", node_b.local_addr);
+        let owner = ts.owner_token().await.unwrap();
+        setup_group_and_registry(&ts, &owner, "g1", "acrnodes", "LegacyRegistryPermissions").await;
+        let sp = service_principal(&ts, &owner, "puller").await;
+        let scope = "repository:acrnodes/app:pull,push";
+        let on_b = |sp| granted_on(&ts, &node_b_url, sp, "acrnodes", scope);
+        assert_eq!(on_b(&sp).await, json!([]));
+
+        // Granted through node A, in force on node B at once.
+        let registry = registry_path(&ts, "g1", "acrnodes");
+        let (status, assignment) =
+            assign(&ts, &owner, &registry, &sp.object_id, ACR_PULL, None).await;
+        assert_eq!(status, 201, "{assignment}");
+        assert_eq!(on_b(&sp).await, json!(["pull"]));
+
+        // Deleted through node B, gone on node A at once.
+        let id = assignment["id"].as_str().unwrap();
+        let response = ts
+            .http
+            .delete(format!("{node_b_url}{id}?{RA_API}"))
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(granted(&ts, &sp, "acrnodes", scope).await, json!([]));
+        assert_eq!(on_b(&sp).await, json!([]));
+        node_b.shutdown().await.unwrap();
     })
     .await;
 }

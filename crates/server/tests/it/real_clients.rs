@@ -249,21 +249,7 @@ async fn setup(ts: &TestServer) -> [Creds; 2] {
         .token_for(&ts.client_id, &ts.client_secret, "https://containerregistry.azure.net/.default")
         .await
         .unwrap();
-    let response = ts
-        .http
-        .post(ts.url("/oauth2/exchange"))
-        .form(&[
-            ("grant_type", "access_token"),
-            ("service", &format!("{}/{REGISTRY}", ts.local_addr)),
-            ("tenant", &ts.tenant_id),
-            ("access_token", &entra),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let refresh = body["refresh_token"].as_str().expect("a refresh token").to_string();
+    let refresh = exchange(ts, &entra).await;
     [
         Creds {
             kind: "principal",
@@ -272,6 +258,25 @@ async fn setup(ts: &TestServer) -> [Creds; 2] {
         },
         Creds { kind: "refresh-token", username: NULL_GUID.to_string(), password: refresh },
     ]
+}
+
+/// `POST /oauth2/exchange`: an Entra access token for the registry becomes a registry refresh token.
+async fn exchange(ts: &TestServer, entra: &str) -> String {
+    let response = ts
+        .http
+        .post(ts.url("/oauth2/exchange"))
+        .form(&[
+            ("grant_type", "access_token"),
+            ("service", &format!("{}/{REGISTRY}", ts.local_addr)),
+            ("tenant", &ts.tenant_id),
+            ("access_token", entra),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["refresh_token"].as_str().expect("a refresh token").to_string()
 }
 
 /// A manifest or blob as berth serves it, read with the owner's Basic credentials.
@@ -926,5 +931,105 @@ async fn skopeo_abac_condition_on_repository_prefix() {
     );
     let output = sandbox.run(&denied, &[]).await.unwrap();
     assert!(!output.status.success(), "{denied} must fail");
+    ts.shutdown().await.unwrap();
+}
+
+// --- Scenario 2 with skopeo -----------------------------------------------------------------------------------
+
+/// The second source document: a user-assigned identity, assigned to the registry (`az acr identity assign`), with
+/// AcrPull at resource-group scope. Its token comes from the registry's workload endpoint (no secret of its own),
+/// is exchanged for a refresh token, and logs skopeo in as `00000000-…`: it pulls and cannot push; with AcrPush
+/// it pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_scenario_two_user_assigned_identity_pulls_then_pushes_with_acr_push() {
+    use crate::rbac::{assign, rg_scope, ACR_PULL, ACR_PUSH};
+    use crate::workloads::{app_service, create_identity, identity_path, register};
+    let ts = TestServer::start().await.unwrap();
+    let sandbox = Sandbox::new(&ts);
+    match sandbox.probe("skopeo", &["--version"]).await {
+        Ok(version) => eprintln!("using {version}"),
+        Err(reason) => return unavailable("skopeo", &reason),
+    }
+    let [owner_creds, _] = setup(&ts).await;
+    let owner = ts.owner_token().await.unwrap();
+
+    // az identity create --resource-group $RG --name $MI
+    let (principal, client_id) = create_identity(&ts, &owner, "g", "mi1").await;
+    // az acr identity assign --name $ACR --identities $MI --resource-group $RG
+    let registry = registry_path(&ts, "g", REGISTRY);
+    let (status, body) = call(
+        &ts,
+        Method::PATCH,
+        &registry,
+        Some(&owner),
+        Some(json!({"identity": {"type": "UserAssigned",
+                                 "userAssignedIdentities": {identity_path(&ts, "g", "mi1"): {}}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // az role assignment create --assignee $PRINCIPAL_ID --role AcrPull --scope /subscriptions/$SUB/resourceGroups/$RG
+    let (status, body) = assign(&ts, &owner, &rg_scope(&ts, "g"), &principal, ACR_PULL, None).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The identity's token, as the registry's workload asks for it, then the refresh token.
+    let workload = register(&ts, &owner, &registry).await;
+    let (status, token) = app_service(
+        &ts,
+        &workload.remote_identity_endpoint,
+        Some(&workload.header),
+        &[("resource", "https://containerregistry.azure.net"), ("client_id", &client_id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{token}");
+    let refresh = exchange(&ts, token["access_token"].as_str().unwrap()).await;
+    let identity_login = format!("{NULL_GUID}:{refresh}");
+
+    let content = Content::new();
+    let layout = sandbox.arg("layout");
+    content.write_layout(Path::new(&layout));
+    let (policy, certs) = (sandbox.arg("policy.json"), sandbox.arg("certs"));
+    let secrets = [refresh.as_str(), owner_creds.password.as_str()];
+    let skopeo = |line: String| sandbox.line("skopeo", &line, &secrets);
+    let push = |login: &str, tag: &str| {
+        format!(
+            "--policy {policy} copy --preserve-digests --dest-cert-dir {certs} --dest-creds {login} oci:{layout}:v1 docker://{}:{tag}",
+            sandbox.reference("team/app")
+        )
+    };
+    let pull = |login: &str, out: &str| {
+        format!(
+            "--policy {policy} copy --preserve-digests --src-cert-dir {certs} --src-creds {login} docker://{}:v1 oci:{}:v1",
+            sandbox.reference("team/app"),
+            sandbox.arg(out)
+        )
+    };
+
+    // The owner publishes; the identity pulls it byte for byte.
+    sandbox.ok(skopeo(push(&owner_creds.joined(), "v1")), &[]).await;
+    sandbox.ok(skopeo(pull(&identity_login, "pulled")), &[]).await;
+    let (tags, _) = read_layout(&sandbox.path("pulled"));
+    assert_eq!(tags["v1"], sha256(&content.single.manifest));
+
+    // AcrPull does not push.
+    let denied = skopeo(push(&identity_login, "v2"));
+    let output = sandbox.run(&denied, &[]).await.unwrap();
+    assert!(!output.status.success(), "{denied} must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(
+        stderr.contains("unauthorized")
+            || stderr.contains("denied")
+            || stderr.contains("authentication required"),
+        "{denied}: {stderr}"
+    );
+    assert_eq!(fetch(&ts, "team/app", "manifests", "v2").await.0, 404, "nothing was pushed");
+
+    // With AcrPush at the group the same login pushes: refresh tokens carry no rights, each access token is
+    // granted afresh.
+    let (status, body) = assign(&ts, &owner, &rg_scope(&ts, "g"), &principal, ACR_PUSH, None).await;
+    assert_eq!(status, 201, "{body}");
+    sandbox.ok(skopeo(push(&identity_login, "v2")), &[]).await;
+    let (status, manifest) = fetch(&ts, "team/app", "manifests", "v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(sha256(&manifest), sha256(&content.single.manifest));
     ts.shutdown().await.unwrap();
 }

@@ -3,13 +3,14 @@
 //! AcrPull, pulled after the assignment, the platform's manifest chosen from an index, layers unpacked with
 //! whiteouts applied and path escapes refused; user-assigned identities through `acrUserManagedIdentityID`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_oci::Digest;
 use berth_server::host_agent::{site_directory, HostAgentConfig};
+use berth_test_support::images::{
+    push_image, push_multi_platform, push_token, sha256, tar_gz, Item,
+};
 use berth_test_support::{backends, Configure, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -18,8 +19,6 @@ use crate::common::*;
 
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const WEB_API: &str = "api-version=2025-05-01";
 
 fn web_path(ts: &TestServer, group: &str, kind: &str, name: &str) -> String {
@@ -99,175 +98,6 @@ fn plan_id(ts: &TestServer, name: &str) -> String {
 
 // ---- images -----------------------------------------------------------------------------------------------------
 
-fn sha256(bytes: &[u8]) -> String {
-    Digest::sha256_of(bytes).to_string()
-}
-
-enum Item<'a> {
-    File(&'a str, &'a [u8]),
-    Dir(&'a str),
-    Symlink(&'a str, &'a str),
-    /// A name written raw into the header (the tar builder refuses `..`; an attacker's tool does not).
-    Raw(&'a str, &'a [u8]),
-}
-
-fn tar_gz(items: &[Item]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for item in items {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o755);
-        match item {
-            Item::File(path, data) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(data.len() as u64);
-                builder.append_data(&mut header, path, *data).unwrap();
-            }
-            Item::Dir(path) => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_size(0);
-                builder.append_data(&mut header, path, &[][..]).unwrap();
-            }
-            Item::Symlink(path, target) => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                builder.append_link(&mut header, path, target).unwrap();
-            }
-            Item::Raw(name, data) => {
-                let mut header = tar::Header::new_old();
-                header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
-                header.set_size(data.len() as u64);
-                header.set_cksum();
-                builder.append(&header, *data).unwrap();
-            }
-        }
-    }
-    let tar = builder.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
-}
-
-/// An access token of the bootstrap owner to push to `registry`.
-async fn push_token(ts: &TestServer, registry: &str, repository: &str) -> String {
-    let url = format!(
-        "/oauth2/token?service={}/{registry}&scope=repository:{repository}:pull,push",
-        ts.local_addr
-    );
-    let response = ts
-        .http
-        .get(ts.url(&url))
-        .basic_auth(&ts.client_id, Some(&ts.client_secret))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-async fn push_blob(ts: &TestServer, repository: &str, token: &str, bytes: &[u8]) {
-    let response = ts
-        .http
-        .post(ts.url(&format!("/v2/{repository}/blobs/uploads/?digest={}", sha256(bytes))))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-}
-
-async fn put_manifest(
-    ts: &TestServer,
-    repository: &str,
-    reference: &str,
-    token: &str,
-    media_type: &str,
-    bytes: &[u8],
-) {
-    let response = ts
-        .http
-        .put(ts.url(&format!("/v2/{repository}/manifests/{reference}")))
-        .bearer_auth(token)
-        .header("content-type", media_type)
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-}
-
-/// Push an image of `layers` with a config running `args`; returns the manifest bytes.
-async fn push_image(
-    ts: &TestServer,
-    repository: &str,
-    token: &str,
-    layers: &[Vec<u8>],
-    args: &[&str],
-) -> Vec<u8> {
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": args, "Env": ["GREETING=hello"], "WorkingDir": "/srv"},
-        "rootfs": {"type": "layers", "diff_ids": []},
-    }))
-    .unwrap();
-    push_blob(ts, repository, token, &config).await;
-    for layer in layers {
-        push_blob(ts, repository, token, layer).await;
-    }
-    let descriptor = |media_type: &str, bytes: &[u8]| json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()});
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
-        "layers": layers.iter().map(|l| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>(),
-    }))
-    .unwrap();
-    put_manifest(ts, repository, &sha256(&manifest), token, OCI_MANIFEST, &manifest).await;
-    manifest
-}
-
-/// `acrone/app:v1`: an index of a linux/amd64 image (two layers, the second with whiteouts) and a windows one.
-/// Returns (linux manifest digest, windows manifest digest).
-async fn push_multi_platform(ts: &TestServer) -> (String, String) {
-    let repository = "acrone/app";
-    let token = push_token(ts, "acrone", repository).await;
-    let base = tar_gz(&[
-        Item::Dir("etc/"),
-        Item::File("etc/motd", b"welcome"),
-        Item::File("etc/secret", b"to be removed"),
-        Item::Dir("var/cache/"),
-        Item::File("var/cache/old", b"stale"),
-        Item::File("bin/app", b"#!/bin/sh\necho app\n"),
-        Item::Symlink("bin/sh", "/bin/busybox"),
-    ]);
-    let top = tar_gz(&[
-        Item::File("etc/.wh.secret", b""),
-        Item::File("var/cache/.wh..wh..opq", b""),
-        Item::File("var/cache/fresh", b"new"),
-        Item::File("srv/index.html", b"<h1>berth</h1>"),
-    ]);
-    let linux = push_image(ts, repository, &token, &[base, top], &["/bin/app", "--serve"]).await;
-    let windows_layer = tar_gz(&[Item::File("Files/app.exe", b"MZ")]);
-    let windows = push_image(ts, repository, &token, &[windows_layer], &["C:\\app.exe"]).await;
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": sha256(&windows), "size": windows.len(),
-             "platform": {"architecture": "amd64", "os": "windows", "os.version": "10.0.20348.2000"}},
-            {"mediaType": OCI_MANIFEST, "digest": sha256(&linux), "size": linux.len(),
-             "platform": {"architecture": "amd64", "os": "linux"}},
-        ],
-    }))
-    .unwrap();
-    put_manifest(ts, repository, "v1", &token, OCI_INDEX, &index).await;
-    (sha256(&linux), sha256(&windows))
-}
-
 async fn create_registry(ts: &TestServer, token: &str, name: &str) -> String {
     let path = registry_path(ts, "g", name);
     let body = put_ok(
@@ -281,31 +111,26 @@ async fn create_registry(ts: &TestServer, token: &str, name: &str) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
+/// `az role assignment create --assignee <principal> --scope <scope> --role <role>`: through the role-assignment
+/// API as the bootstrap owner, as the first source document does.
 async fn assign_role(ts: &TestServer, principal_id: &str, scope: &str, role: &str) {
-    let db = berth_db::Db::connect(&ts.database_url).await.unwrap();
-    let name = uuid::Uuid::new_v4().to_string();
-    let now = "2026-01-01T00:00:00Z".to_owned();
-    db.create_role_assignment(&berth_db::RoleAssignmentRecord {
-        id: format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
-        name,
-        scope: scope.to_owned(),
-        role_definition_id: format!(
-            "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}",
-            ts.subscription_id
-        ),
-        principal_id: principal_id.to_owned(),
-        principal_type: "ServicePrincipal".into(),
-        condition: None,
-        condition_version: None,
-        description: None,
-        created_at: now.clone(),
-        updated_at: now,
-        created_by: None,
-        updated_by: None,
-    })
-    .await
-    .unwrap();
-    db.close().await;
+    let owner = ts.owner_token().await.unwrap();
+    let path = format!(
+        "{scope}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+        uuid::Uuid::new_v4()
+    );
+    let role_definition_id = format!(
+        "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}",
+        ts.subscription_id
+    );
+    let body = json!({"properties": {"roleDefinitionId": role_definition_id, "principalId": principal_id,
+                                     "principalType": "ServicePrincipal"}});
+    let (status, answer) = call(ts, Method::PUT, &path, Some(&owner), Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        answer["properties"]["scope"].as_str().map(str::to_lowercase),
+        Some(scope.to_lowercase())
+    );
 }
 
 /// Polls the site until `done` holds for its `imagePull` (or fails after 30 s); returns the site.
@@ -486,7 +311,7 @@ async fn scenario_1_a_site_pulls_with_its_system_identity() {
         let owner = ts.owner_token().await.unwrap();
         setup_group_and_plan(&ts, &owner).await;
         let registry_id = create_registry(&ts, &owner, "acrone").await;
-        let (linux_digest, _) = push_multi_platform(&ts).await;
+        let (linux_digest, _) = push_multi_platform(&ts, "acrone").await;
 
         // az webapp create ... --assign-identity [system] --acr-use-identity --acr-identity [system]
         let image = format!("{}/acrone/app:v1", ts.local_addr);
@@ -589,6 +414,13 @@ async fn scenario_1_a_site_pulls_with_its_system_identity() {
         let (status, _) =
             call(&ts, Method::DELETE, &site_path(&ts, "g", "app1"), Some(&owner), None).await;
         assert_eq!(status, 200);
+        // ... and the agent removes its files.
+        let site_dir = root.parent().unwrap().to_path_buf();
+        let started = Instant::now();
+        while site_dir.exists() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{} stays", site_dir.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         ts.shutdown().await.unwrap();
     }
 }
@@ -600,7 +432,7 @@ async fn user_assigned_identities_platforms_and_unsafe_layers() {
         let owner = ts.owner_token().await.unwrap();
         setup_group_and_plan(&ts, &owner).await;
         create_registry(&ts, &owner, "acrone").await;
-        let (linux_digest, windows_digest) = push_multi_platform(&ts).await;
+        let (linux_digest, windows_digest) = push_multi_platform(&ts, "acrone").await;
 
         // A user-assigned identity with AcrPull on the whole group, named by its clientId.
         let identity_path = format!(

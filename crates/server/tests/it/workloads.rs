@@ -19,7 +19,7 @@ const ACR: &str = "https://containerregistry.azure.net";
 /// A little more than the time a node trusts what it read about a workload.
 const RESOLVE_WAIT: Duration = Duration::from_millis(1200);
 
-fn identity_path(ts: &TestServer, group: &str, name: &str) -> String {
+pub(crate) fn identity_path(ts: &TestServer, group: &str, name: &str) -> String {
     format!(
         "/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
         ts.subscription_id
@@ -46,7 +46,7 @@ async fn create_group(ts: &TestServer, token: &str, name: &str) {
 }
 
 /// (principalId, clientId) of a new user-assigned identity.
-async fn create_identity(
+pub(crate) async fn create_identity(
     ts: &TestServer,
     token: &str,
     group: &str,
@@ -87,14 +87,14 @@ async fn create_registry(
 type Attempt<'a> = (&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>, u16);
 
 /// What registering a workload hands out.
-struct Registered {
-    header: String,
-    identity_endpoint: String,
-    imds_endpoint: String,
-    remote_identity_endpoint: String,
+pub(crate) struct Registered {
+    pub header: String,
+    pub identity_endpoint: String,
+    pub imds_endpoint: String,
+    pub remote_identity_endpoint: String,
 }
 
-async fn register(ts: &TestServer, token: &str, resource: &str) -> Registered {
+pub(crate) async fn register(ts: &TestServer, token: &str, resource: &str) -> Registered {
     let (status, body) = call(ts, Method::PUT, &endpoint_path(resource), Some(token), None).await;
     assert_eq!(status, 201, "{body}");
     let text = |f: &str| {
@@ -121,7 +121,7 @@ async fn get_json(request: reqwest::RequestBuilder) -> (u16, Value) {
 }
 
 /// An App Service protocol request: `GET {endpoint}?api-version=2019-08-01&resource=...&extra`.
-async fn app_service(
+pub(crate) async fn app_service(
     ts: &TestServer,
     endpoint: &str,
     header: Option<&str>,

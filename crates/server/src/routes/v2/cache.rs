@@ -1,6 +1,6 @@
-//! Small in-process caches of the data plane. Two hold things that never change once written: manifest bytes by
-//! digest (content-addressed) and verified registry access tokens (a signed token means the same thing until it
-//! expires). The third holds registries (name, id, anonymous pull) for [`REGISTRY_TTL`]: this node forgets them
+//! Small in-process caches of the data plane. Three hold things that never change once written: manifest bytes by
+//! digest (content-addressed), verified registry access tokens (a signed token means the same thing until it
+//! expires) and signed access tokens by grant, handed out again for the same grant for a minute. The third holds registries (name, id, anonymous pull) for [`REGISTRY_TTL`]: this node forgets them
 //! at once when its control plane changes one, other nodes sharing the store see the change within the TTL.
 //! Repository contents (blob links, manifests, tags, uploads) are always read from the metadata store.
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use berth_identity::RegistryAccess;
 use bytes::Bytes;
 
-use crate::registry_auth::Registry;
+use crate::registry_auth::{MintedToken, Registry};
 
 /// Total bytes of manifests kept in memory.
 const MANIFEST_BUDGET: usize = 8 * 1024 * 1024;
@@ -19,6 +19,8 @@ const MANIFEST_BUDGET: usize = 8 * 1024 * 1024;
 const MANIFEST_ENTRY_LIMIT: usize = 256 * 1024;
 /// Verified tokens kept; each is about a kilobyte.
 const TOKEN_ENTRIES: usize = 1024;
+/// Signed access tokens kept for reuse (by subject, audience and access); each is about a kilobyte.
+const MINTED_ENTRIES: usize = 4096;
 /// How long a registry looked up in the metadata store is trusted.
 pub(crate) const REGISTRY_TTL: Duration = Duration::from_secs(1);
 const REGISTRY_ENTRIES: usize = 256;
@@ -76,6 +78,7 @@ impl<V: Clone> Bounded<V> {
 pub struct V2Caches {
     manifests: Mutex<Bounded<Bytes>>,
     tokens: Mutex<Bounded<VerifiedToken>>,
+    minted: Mutex<Bounded<MintedToken>>,
     registries: Mutex<Bounded<(Instant, Registry)>>,
 }
 
@@ -84,6 +87,7 @@ impl Default for V2Caches {
         V2Caches {
             manifests: Mutex::new(Bounded::new(MANIFEST_BUDGET)),
             tokens: Mutex::new(Bounded::new(TOKEN_ENTRIES)),
+            minted: Mutex::new(Bounded::new(MINTED_ENTRIES)),
             registries: Mutex::new(Bounded::new(REGISTRY_ENTRIES)),
         }
     }
@@ -137,6 +141,15 @@ impl V2Caches {
     pub(crate) fn forget_registries(&self) {
         let mut registries = self.registries.lock().unwrap_or_else(PoisonError::into_inner);
         *registries = Bounded::new(REGISTRY_ENTRIES);
+    }
+
+    /// A signed access token minted for the grant `key` (see `registry_auth::mint_access_token`).
+    pub(crate) fn minted_token(&self, key: &str) -> Option<MintedToken> {
+        self.minted.lock().unwrap_or_else(PoisonError::into_inner).get(key)
+    }
+
+    pub(crate) fn remember_minted_token(&self, key: String, minted: MintedToken) {
+        self.minted.lock().unwrap_or_else(PoisonError::into_inner).insert(key, minted, 1);
     }
 
     pub(crate) fn remember_token(&self, token: &str, verified: VerifiedToken) {
