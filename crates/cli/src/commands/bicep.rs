@@ -1,15 +1,24 @@
-//! `berth bicep build|lint` and `berth bicep --version`: the compiler of `berth-bicep` behind the
-//! real Bicep CLI's command line, so `az` can run berth as its `bicep` binary. Diagnostics go to
-//! stderr; a build with errors writes no template and fails.
+//! `berth bicep build|lint|format|restore|publish` and `berth bicep --version`: the compiler of
+//! `berth-bicep` behind the real Bicep CLI's command line, so `az` can run berth as its `bicep` binary.
+//! Diagnostics go to stderr; a build with errors writes no template and fails. Registry modules (`br:`)
+//! are restored first with the caller's own credentials ([`restore_and_compile`], the one entry point
+//! for every command that compiles, deployments included).
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
+use berth_bicep::registry::{parse_module_source, BicepConfig, ModuleSource, CONFIG_FILE_NAME};
 use berth_bicep::{Compilation, Level};
 use serde_json::{json, Value};
 
-use crate::args::{BicepBuildArgs, BicepFormatArgs, BicepLintArgs, DiagnosticsFormat};
+use super::bicep_registry::{module_manifest, CacheLoader, ModuleCache, RegistryClient};
+use super::Context;
+use crate::args::{
+    BicepBuildArgs, BicepFormatArgs, BicepLintArgs, BicepPublishArgs, BicepRestoreArgs,
+    DiagnosticsFormat,
+};
 
 pub fn version() -> Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -17,8 +26,67 @@ pub fn version() -> Result<()> {
     Ok(())
 }
 
-pub fn build(args: BicepBuildArgs) -> Result<()> {
-    let compilation = berth_bicep::compile_path(&args.file);
+/// Compiles `path`, first restoring into the module cache the registry modules it references that the
+/// cache does not hold (all of them with `force`), with the profile's credentials. A module whose restore
+/// fails is the real compiler's BCP192 in the result, with the registry's words; nothing is restored when
+/// every module is cached (so it works offline). Without a profile, uncached modules are BCP192 too.
+pub(crate) async fn restore_and_compile(
+    path: &Path,
+    context: &Context<'_>,
+    force: bool,
+) -> Result<Compilation> {
+    let cache = ModuleCache::for_config_dir(context.config_dir.path());
+    let mut loader = CacheLoader { cache: &cache, failures: HashMap::new() };
+    let compilation = berth_bicep::compile_with(path, &loader);
+    let wanted: Vec<_> = compilation
+        .artifacts
+        .iter()
+        .filter(|r| force || cache.lookup(r).is_none())
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(compilation);
+    }
+    match context.config_dir.load_profile()? {
+        None => {
+            for reference in wanted {
+                loader.failures.insert(
+                    reference,
+                    "not logged in; run `berth login` to restore modules with your credentials."
+                        .to_owned(),
+                );
+            }
+        }
+        Some(profile) => {
+            let mut registry = RegistryClient::new(&profile)?;
+            for reference in wanted {
+                let stored = match registry.pull(&reference).await {
+                    Ok(pulled) => cache.store(&reference, &pulled).map(|_| ()).map_err(|e| {
+                        format!("writing the module cache {}: {e}", cache.root().display())
+                    }),
+                    Err(message) => Err(message),
+                };
+                if let Err(message) = stored {
+                    loader.failures.insert(reference, message);
+                }
+            }
+        }
+    }
+    Ok(berth_bicep::compile_with(path, &loader))
+}
+
+/// The module cache as it is, nothing restored (`--no-restore`).
+fn compile_cached(path: &Path, context: &Context<'_>) -> Compilation {
+    let cache = ModuleCache::for_config_dir(context.config_dir.path());
+    berth_bicep::compile_with(path, &CacheLoader { cache: &cache, failures: HashMap::new() })
+}
+
+pub async fn build(args: BicepBuildArgs, context: &Context<'_>) -> Result<()> {
+    let compilation = if args.no_restore {
+        compile_cached(&args.file, context)
+    } else {
+        restore_and_compile(&args.file, context, false).await?
+    };
     write_diagnostics(&compilation, args.diagnostics_format)?;
     let Some(text) = compilation.template_text() else {
         anyhow::bail!("{}", failure_summary(&compilation));
@@ -34,8 +102,12 @@ pub fn build(args: BicepBuildArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn lint(args: BicepLintArgs) -> Result<()> {
-    let compilation = berth_bicep::compile_path(&args.file);
+pub async fn lint(args: BicepLintArgs, context: &Context<'_>) -> Result<()> {
+    let compilation = if args.no_restore {
+        compile_cached(&args.file, context)
+    } else {
+        restore_and_compile(&args.file, context, false).await?
+    };
     write_diagnostics(&compilation, args.diagnostics_format)?;
     if compilation.has_errors() {
         anyhow::bail!("{}", failure_summary(&compilation));
@@ -66,6 +138,210 @@ pub fn format(args: BicepFormatArgs) -> Result<()> {
     let target = args.outfile.unwrap_or(args.file);
     std::fs::write(&target, formatted).with_context(|| format!("writing {}", target.display()))?;
     Ok(())
+}
+
+/// The codes of a module reference that cannot be used or restored.
+fn is_restore_diagnostic(code: &str) -> bool {
+    matches!(
+        code,
+        "BCP189" | "BCP190" | "BCP191" | "BCP192" | "BCP193" | "BCP195" | "BCP196" | "BCP197"
+            | "BCP198" | "BCP199" | "BCP200" | "BCP211" | "BCP213" | "BCP216" | "BCP224"
+            | "BCP271" | "BCP273"
+    )
+}
+
+/// `berth bicep restore FILE [--force]`: restores the file's registry modules (and those of its local
+/// modules) into the cache; reports and fails on references that cannot be restored.
+pub async fn restore(args: BicepRestoreArgs, context: &Context<'_>) -> Result<()> {
+    let compilation = restore_and_compile(&args.file, context, args.force).await?;
+    let restore_only = Compilation {
+        files: compilation
+            .files
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f.diagnostics.retain(|d| is_restore_diagnostic(&d.code));
+                f
+            })
+            .collect(),
+        template: None,
+        artifacts: compilation.artifacts.clone(),
+    };
+    write_diagnostics(&restore_only, args.diagnostics_format)?;
+    if restore_only.has_errors() {
+        anyhow::bail!("{}", failure_summary(&restore_only));
+    }
+    Ok(())
+}
+
+/// `berth bicep publish FILE --target br:... [--documentation-uri U] [--force] [--with-source]`: compiles FILE
+/// (refusing on errors) or takes an ARM template as it is, and pushes it as the real Bicep does.
+pub async fn publish(args: BicepPublishArgs, context: &Context<'_>) -> Result<Option<Value>> {
+    let file = args.path().to_owned();
+    let config = nearest_config(&file)?;
+    let reference = match parse_module_source(&args.target, &config) {
+        Ok(ModuleSource::Registry(reference)) if reference.tag.is_some() => reference,
+        Ok(_) => bail!("The specified module target \"{}\" is not supported.", args.target),
+        Err(error) => bail!("{}", error.message),
+    };
+    let is_json = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["json", "jsonc", "arm"].iter().any(|x| e.eq_ignore_ascii_case(x)));
+    let (template, source) = if is_json {
+        if args.with_source {
+            bail!("Cannot publish with source when the target is an ARM template file.");
+        }
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        (bytes, None)
+    } else {
+        let compilation = if args.no_restore {
+            compile_cached(&file, context)
+        } else {
+            restore_and_compile(&file, context, false).await?
+        };
+        write_diagnostics(&compilation, args.diagnostics_format)?;
+        let Some(text) = compilation.template_text() else {
+            bail!("{}", failure_summary(&compilation));
+        };
+        let source = if args.with_source {
+            let cache = ModuleCache::for_config_dir(context.config_dir.path());
+            Some(source_archive(&compilation, &cache)?)
+        } else {
+            None
+        };
+        (text.into_bytes(), source)
+    };
+    let description = serde_json::from_slice::<Value>(&template)
+        .ok()
+        .and_then(|t| t.pointer("/metadata/description").and_then(Value::as_str).map(str::to_owned));
+    let created = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let config_blob = b"{}";
+    let manifest = module_manifest(
+        config_blob,
+        &template,
+        source.as_deref(),
+        description.as_deref(),
+        args.documentation_uri.as_deref(),
+        &created,
+    );
+    let profile = context.config_dir.require_profile()?;
+    let mut registry = RegistryClient::new(&profile)?;
+    let failed = |e: anyhow::Error| {
+        let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+        anyhow::anyhow!("Unable to publish module \"{reference}\": {}", chain.join(": "))
+    };
+    if !args.force && registry.exists(&reference).await.map_err(failed)? {
+        bail!(
+            "The module \"{reference}\" already exists in registry. Use --force to overwrite the existing module."
+        );
+    }
+    let mut blobs: Vec<&[u8]> = vec![config_blob, &template];
+    if let Some(source) = &source {
+        blobs.push(source);
+    }
+    registry.push(&reference, &blobs, &manifest).await.map_err(failed)?;
+    Ok(None)
+}
+
+/// The `bicepconfig.json` nearest above `file`, else the built-in configuration.
+fn nearest_config(file: &Path) -> Result<BicepConfig> {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+    let mut dir = absolute.parent();
+    while let Some(current) = dir {
+        let candidate = current.join(CONFIG_FILE_NAME);
+        if let Ok(text) = std::fs::read_to_string(&candidate) {
+            return BicepConfig::parse(&text, &candidate).map_err(|e| anyhow::anyhow!("{}", e.message));
+        }
+        dir = current.parent();
+    }
+    Ok(BicepConfig::default())
+}
+
+/// The real Bicep's source archive (`SourceArchive`): a tar.gz with `__metadata.json` and the compiled
+/// files under `files/`, paths relative to the directory holding them all; restored modules under
+/// `files/_cache_/` with the artifact they came from.
+fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<u8>> {
+    let cached: BTreeMap<PathBuf, String> = compilation
+        .artifacts
+        .iter()
+        .filter_map(|r| cache.lookup(r).map(|path| (path, r.to_string())))
+        .collect();
+    let local: Vec<PathBuf> = compilation
+        .files
+        .iter()
+        .filter(|f| !cached.contains_key(&f.path))
+        .map(|f| std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone()))
+        .collect();
+    let mut root = local
+        .first()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for path in &local {
+        while !path.starts_with(&root) {
+            if !root.pop() {
+                break;
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    for file in &compilation.files {
+        let (relative, kind, artifact) = match cached.get(&file.path) {
+            Some(artifact) => {
+                let inside = file.path.strip_prefix(cache.root()).unwrap_or(&file.path);
+                (format!("<cache>/{}", inside.display()), "armTemplate", Some(artifact.clone()))
+            }
+            None => {
+                let absolute = std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone());
+                let inside = absolute.strip_prefix(&root).unwrap_or(&absolute);
+                let kind = if inside.extension().is_some_and(|e| e.eq_ignore_ascii_case("bicep")) {
+                    "bicep"
+                } else {
+                    "armTemplate"
+                };
+                (inside.display().to_string(), kind, None)
+            }
+        };
+        let archive_path = format!("files/{}", relative.replace("<cache>", "_cache_"));
+        let mut entry = json!({ "path": relative, "archivePath": archive_path, "kind": kind });
+        if let Some(artifact) = artifact {
+            entry["sourceArtifactId"] = json!(artifact);
+        }
+        entries.push(entry);
+        files.push((archive_path, file.text.clone()));
+    }
+    let entry_point = entries.first().and_then(|e| e["path"].as_str()).unwrap_or_default().to_owned();
+    entries.sort_by(|a, b| {
+        (a["path"].as_str(), a["archivePath"].as_str()).cmp(&(b["path"].as_str(), b["archivePath"].as_str()))
+    });
+    let metadata = json!({
+        "metadataVersion": 1,
+        "bicepVersion": berth_bicep::BICEP_VERSION,
+        "entryPoint": entry_point,
+        "sourceFiles": entries,
+        "documentLinks": {},
+    });
+    let mut builder =
+        tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, bytes)?;
+        Ok(())
+    };
+    add("__metadata.json", serde_json::to_string_pretty(&metadata)?.as_bytes())?;
+    for (name, text) in &files {
+        add(name, text.as_bytes())?;
+    }
+    Ok(builder.into_inner()?.finish()?)
 }
 
 fn failure_summary(compilation: &Compilation) -> String {
