@@ -28,6 +28,7 @@ output id string = stg.id\n";
 /// A principal with its own config directory, logged in.
 struct Principal {
     app_id: String,
+    password: String,
     dir: tempfile::TempDir,
 }
 
@@ -77,7 +78,7 @@ async fn principal(harness: &Harness, name: &str, role: Option<(&str, &str)>) ->
         "--allow-no-subscriptions",
     ];
     run_berth(dir.path(), &login).await.success();
-    Principal { app_id, dir }
+    Principal { app_id, password, dir }
 }
 
 /// `GET /v2/<repository>/manifests|blobs/<reference>` as the bootstrap owner: status and bytes.
@@ -292,6 +293,19 @@ async fn scenario(backend: berth_db::Backend) {
         "{missing}"
     );
 
+    // ---- interoperability ----------------------------------------------------------------------------------
+    // A module as the real Bicep publishes it (System.Text.Json's compact form, `annotations: {}` on the config,
+    // no description), pushed by another client: berth consumes it.
+    let real_template = serde_json::to_vec_pretty(&compiled).unwrap();
+    let real_manifest = push_as_real_bicep(&harness, &login_server, "modules/fromreal", "1.0.0", &real_template).await;
+    let from_real = write(work.path(), "real/main.bicep", &caller(&format!("br:{login_server}/modules/fromreal:1.0.0")));
+    let built_from_real = consumer.berth(&["bicep", "build", &from_real, "--stdout"]).await.success().json();
+    assert_eq!(built_from_real["resources"][0]["properties"]["template"], compiled);
+    let real_dir = consumer.dir.path().join("bicep/br").join(host.replace(':', "$")).join("myacr$modules$fromreal/1.0.0$");
+    assert_eq!(std::fs::read(real_dir.join("manifest")).unwrap(), real_manifest);
+    // A generic registry client reads what berth published, byte for byte, with the consumer's credentials.
+    skopeo_reads(&harness, &consumer, &format!("{login_server}/modules/storage:v1"), &republished).await;
+
     // ---- refused without AcrPull ---------------------------------------------------------------------------
     let denied = outsider.berth(&["bicep", "build", &main, "--stdout", "--diagnostics-format", "brief"]).await;
     assert_eq!(denied.code, 1, "{denied}");
@@ -331,7 +345,83 @@ async fn scenario(backend: berth_db::Backend) {
     let tampered = consumer.berth(&["bicep", "build", &main, "--stdout"]).await;
     assert_eq!(tampered.code, 1, "{tampered}");
     assert!(tampered.stderr.contains("BCP192"), "{tampered}");
-    let _ = (publisher.app_id, consumer.app_id, outsider.app_id);
+}
+
+/// Pushes `template` as the real Bicep CLI does (`OciArtifactRegistry.PublishModule`), as the bootstrap owner over
+/// `/v2`; returns the manifest's bytes.
+async fn push_as_real_bicep(harness: &Harness, login_server: &str, repository: &str, tag: &str, template: &[u8]) -> Vec<u8> {
+    let server = &harness.server;
+    let url = server.url(&format!(
+        "/oauth2/token?service={login_server}&scope=repository:myacr/{repository}:pull,push"
+    ));
+    let response = server.http.get(url).basic_auth(&server.client_id, Some(&server.client_secret)).send().await.unwrap();
+    let token: Value = response.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let config = b"{}".to_vec();
+    for blob in [&config, &template.to_vec()] {
+        let digest = Digest::sha256_of(blob).to_string();
+        let response = server
+            .http
+            .post(server.url(&format!("/v2/myacr/{repository}/blobs/uploads/?digest={digest}")))
+            .bearer_auth(&token)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+    }
+    let manifest = format!(
+        concat!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+            r#""artifactType":"application/vnd.ms.bicep.module.artifact","#,
+            r#""config":{{"mediaType":"application/vnd.ms.bicep.module.config.v1+json","digest":"{}","size":2,"annotations":{{}}}},"#,
+            r#""layers":[{{"mediaType":"application/vnd.ms.bicep.module.layer.v1+json","digest":"{}","size":{},"#,
+            r#""annotations":{{"org.opencontainers.image.title":"Compiled ARM template"}}}}],"#,
+            r#""annotations":{{"org.opencontainers.image.created":"2026-12-02T06:00:00Z"}}}}"#
+        ),
+        Digest::sha256_of(&config),
+        Digest::sha256_of(template),
+        template.len()
+    )
+    .into_bytes();
+    let response = server
+        .http
+        .put(server.url(&format!("/v2/myacr/{repository}/manifests/{tag}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    manifest
+}
+
+/// `skopeo inspect --raw` of `reference` with the principal's credentials equals `expected` (skipped, saying so,
+/// when skopeo is not installed; `BERTH_REQUIRE_REAL_CLIENTS=1` makes that a failure).
+async fn skopeo_reads(harness: &Harness, principal: &Principal, reference: &str, expected: &[u8]) {
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::copy(&harness.server.ca_pem_path, certs.path().join("ca.crt")).unwrap();
+    let login = format!("{}:{}", principal.app_id, principal.password);
+    let output = tokio::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir", &certs.path().to_string_lossy(), "--creds", &login])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .await;
+    match output {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var("BERTH_REQUIRE_REAL_CLIENTS").map_or(true, |v| v != "1"),
+                "skopeo is required (BERTH_REQUIRE_REAL_CLIENTS=1) but not installed"
+            );
+            eprintln!("SKIPPED: skopeo is not installed; scripts/test.sh installs it");
+        }
+        Err(e) => panic!("skopeo: {e}"),
+        Ok(output) => {
+            assert!(output.status.success(), "skopeo: {}", String::from_utf8_lossy(&output.stderr));
+            assert_eq!(output.stdout, expected, "skopeo inspect --raw");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
