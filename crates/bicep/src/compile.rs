@@ -308,15 +308,16 @@ impl Driver<'_> {
     ) -> Option<ModuleInterface> {
         let interface = self.interfaces.get(&index).cloned();
         if interface.as_ref().is_none_or(|i| i.template.is_none()) {
-            diagnostics.push(if is_arm_template(&self.files[index].path) {
-                Diagnostic::error(
+            if is_arm_template(&self.files[index].path) {
+                // An unreadable template has no interface to check against.
+                diagnostics.push(Diagnostic::error(
                     "BCP188",
                     "The referenced ARM template has errors. Please see https://aka.ms/arm-template for information on how to diagnose and fix the template.",
                     span,
-                )
-            } else {
-                Diagnostic::error("BCP104", "The referenced module has errors.", span)
-            });
+                ));
+                return None;
+            }
+            diagnostics.push(Diagnostic::error("BCP104", "The referenced module has errors.", span));
         }
         interface
     }

@@ -246,11 +246,12 @@ fn bad_references_are_reported_where_they_are_written() {
         let main = caller(reference);
         let loader = Loader::new(&[("main.bicep", &main)]);
         let compiled = loader.compile("main.bicep");
-        let found: Vec<(String, usize)> = compiled
+        let found: Vec<(String, u32)> = compiled
             .diagnostics()
             .filter(|(_, d)| d.is_error())
             .map(|(_, d)| (d.code.to_string(), d.span.start))
             .collect();
-        assert_eq!(found, [(code.to_owned(), main.find('\'').unwrap())], "{reference}");
+        let quote = main.find('\'').unwrap() as u32;
+        assert_eq!(found, [(code.to_owned(), quote)], "{reference}");
     }
 }

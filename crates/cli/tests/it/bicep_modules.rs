@@ -240,6 +240,39 @@ async fn scenario(backend: berth_db::Backend) {
     let (status, _, _) = fetch(&harness, &login_server, "modules/broken", "manifests", "v1").await;
     assert_eq!(status, 404);
 
+    // With its sources: a second layer holding the real Bicep's source archive.
+    let target_v2 = format!("br:{login_server}/modules/storage:v2");
+    publisher.berth(&["bicep", "publish", &module, "--target", &target_v2, "--with-source"]).await.success();
+    let (_, v2_bytes, _) = fetch(&harness, &login_server, "modules/storage", "manifests", "v2").await;
+    let v2: Value = serde_json::from_slice(&v2_bytes).unwrap();
+    let source_layer = &v2["layers"][1];
+    assert_eq!(source_layer["mediaType"], "application/vnd.ms.bicep.module.source.v1.tar+gzip");
+    assert_eq!(source_layer["annotations"]["org.opencontainers.image.title"], "Source files");
+    let (_, archive, _) =
+        fetch(&harness, &login_server, "modules/storage", "blobs", source_layer["digest"].as_str().unwrap()).await;
+    let mut entries = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        entries.insert(name, text);
+    }
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["__metadata.json", "files/storage.bicep"]);
+    assert_eq!(entries["files/storage.bicep"], MODULE);
+    let metadata: Value = serde_json::from_str(&entries["__metadata.json"]).unwrap();
+    assert_eq!(metadata["entryPoint"], "storage.bicep");
+    assert_eq!(
+        metadata["sourceFiles"],
+        json!([{"path": "storage.bicep", "archivePath": "files/storage.bicep", "kind": "bicep"}])
+    );
+    let json_with_source = publisher
+        .berth(&["bicep", "publish", &write(sources.path(), "t.json", "{}"), "--target", &target_v2, "--with-source", "--force"])
+        .await;
+    assert_eq!(json_with_source.code, 1);
+    assert!(json_with_source.stderr.contains("Cannot publish with source when the target is an ARM template file."), "{json_with_source}");
+
     // ---- consume with AcrPull --------------------------------------------------------------------------------
     let work = tempfile::tempdir().unwrap();
     let main = write(work.path(), "app/main.bicep", &caller(&target));
@@ -261,6 +294,10 @@ async fn scenario(backend: berth_db::Backend) {
         assert_eq!(std::fs::read(dir.join("main.json")).unwrap(), layer);
     }
     assert_ne!(manifest_digest, String::new());
+
+    let with_source = write(work.path(), "v2/main.bicep", &caller(&target_v2));
+    consumer.berth(&["bicep", "restore", &with_source]).await.success();
+    assert_eq!(std::fs::read(cache.join("myacr$modules$storage/v2$/source.tgz")).unwrap(), archive);
 
     // By digest, and through an alias of the nearest bicepconfig.json.
     let by_digest = write(
