@@ -317,7 +317,11 @@ impl Driver<'_> {
                 ));
                 return None;
             }
-            diagnostics.push(Diagnostic::error("BCP104", "The referenced module has errors.", span));
+            diagnostics.push(Diagnostic::error(
+                "BCP104",
+                "The referenced module has errors.",
+                span,
+            ));
         }
         interface
     }
@@ -443,7 +447,8 @@ impl Driver<'_> {
             }
             match self.compile(&child) {
                 Ok(index) => {
-                    let interface = self.module_interface(index, module_path.span, &mut diagnostics);
+                    let interface =
+                        self.module_interface(index, module_path.span, &mut diagnostics);
                     interfaces.insert(name.name.clone(), interface);
                 }
                 Err(error) => {

@@ -236,7 +236,10 @@ fn file_uri(path: &Path) -> String {
 /// Classifies a module path as the real compiler's `ModuleDispatcher` does: no `:` is a local file,
 /// `br:`/`br/<alias>:` a registry artifact (the alias resolved through `config`), `ts:` a template spec,
 /// any other scheme BCP189.
-pub fn parse_module_source(text: &str, config: &BicepConfig) -> Result<ModuleSource, ReferenceError> {
+pub fn parse_module_source(
+    text: &str,
+    config: &BicepConfig,
+) -> Result<ModuleSource, ReferenceError> {
     let Some((scheme_part, raw)) = text.split_once(':') else {
         return Ok(ModuleSource::Local(text.to_owned()));
     };
@@ -656,7 +659,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, "BCP271");
         assert!(e.message.starts_with("Failed to parse the contents of the Bicep configuration file \"file:///a/bicepconfig.json\" as valid JSON: "), "{}", e.message);
-        let e = BicepConfig::parse(r#"{"moduleAliases": {"br": {"x": {"registry": 5}}}}"#, Path::new("/a/bicepconfig.json")).unwrap_err();
+        let e = BicepConfig::parse(
+            r#"{"moduleAliases": {"br": {"x": {"registry": 5}}}}"#,
+            Path::new("/a/bicepconfig.json"),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "BCP273");
         // Strings with comment-like text are left alone.
         let config = BicepConfig::parse(

@@ -110,7 +110,10 @@ fn an_arm_template_module_is_inlined_as_it_is() {
     let text = compiled.template_text().unwrap();
     assert!(text.contains("\"big\": 12345678901234"), "{text}");
     let keys: Vec<&String> = nested["properties"]["template"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["$schema", "contentVersion", "metadata", "parameters", "resources", "outputs"]);
+    assert_eq!(
+        keys,
+        ["$schema", "contentVersion", "metadata", "parameters", "resources", "outputs"]
+    );
     assert_eq!(
         t["outputs"]["id"]["value"],
         "[reference(resourceId('Microsoft.Resources/deployments', 'stg'), '2025-04-01').outputs.id.value]"
@@ -120,7 +123,8 @@ fn an_arm_template_module_is_inlined_as_it_is() {
 #[test]
 fn an_arm_templates_parameters_and_outputs_are_the_interface() {
     // `name` is required (no default, not nullable); `location` and `tags` are not.
-    let missing = "module stg 'storage.json' = {\n  name: 'stg'\n  params: {\n    location: 'x'\n  }\n}\n";
+    let missing =
+        "module stg 'storage.json' = {\n  name: 'stg'\n  params: {\n    location: 'x'\n  }\n}\n";
     let loader = Loader::new(&[("main.bicep", missing), ("storage.json", STORAGE_TEMPLATE)]);
     let codes: Vec<String> = loader
         .compile("main.bicep")
@@ -180,7 +184,11 @@ fn a_registry_module_compiles_from_its_restored_template() {
     assert_eq!(compiled.artifacts, [ArtifactReference::parse(reference).unwrap()]);
 
     // A failed restore: BCP192 with the registry's words.
-    loader.failed.insert(reference.to_owned(), "Service request failed. Status: 401 (Unauthorized) UNAUTHORIZED: authentication required".to_owned());
+    loader.failed.insert(
+        reference.to_owned(),
+        "Service request failed. Status: 401 (Unauthorized) UNAUTHORIZED: authentication required"
+            .to_owned(),
+    );
     let compiled = loader.compile("main.bicep");
     assert_eq!(
         errors(&compiled),
@@ -213,7 +221,9 @@ fn aliases_resolve_through_the_nearest_bicepconfig() {
         ("/src/bicepconfig.json", config),
         ("/t/main.json", STORAGE_TEMPLATE),
     ]);
-    loader.restored.insert("br:127.0.0.1:8443/acr/modules/storage:v1".into(), "/t/main.json".into());
+    loader
+        .restored
+        .insert("br:127.0.0.1:8443/acr/modules/storage:v1".into(), "/t/main.json".into());
     let compiled = loader.compile("/src/app/main.bicep");
     template(&compiled);
     assert_eq!(compiled.artifacts[0].artifact_id(), "127.0.0.1:8443/acr/modules/storage:v1");
@@ -226,8 +236,11 @@ fn aliases_resolve_through_the_nearest_bicepconfig() {
         ["BCP213 The OCI artifact module alias name \"corp\" does not exist in the Bicep configuration \"file:///src/app/bicepconfig.json\"."]
     );
     loader.files.insert("/src/app/bicepconfig.json".into(), "{ nope".into());
-    let codes: Vec<String> =
-        loader.compile("/src/app/main.bicep").diagnostics().map(|(_, d)| d.code.to_string()).collect();
+    let codes: Vec<String> = loader
+        .compile("/src/app/main.bicep")
+        .diagnostics()
+        .map(|(_, d)| d.code.to_string())
+        .collect();
     assert_eq!(codes, ["BCP271"]);
 }
 

@@ -320,7 +320,8 @@ impl Client {
         let url = self.url(path)?;
         let mut all = self.common_headers();
         for (name, value) in headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(*name), HeaderValue::try_from(*value))
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(*name), HeaderValue::try_from(*value))
             {
                 all.insert(name, value);
             }

@@ -46,7 +46,11 @@ pub struct BicepRestoreArgs {
 #[derive(Debug, Args)]
 pub struct BicepPublishArgs {
     /// The .bicep file (or ARM template .json) to publish (as the real CLI takes it).
-    #[arg(value_name = "FILE", required_unless_present = "file_option", conflicts_with = "file_option")]
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "file_option",
+        conflicts_with = "file_option"
+    )]
     pub file: Option<PathBuf>,
     /// The file to publish (as `az bicep publish` takes it).
     #[arg(long = "file", short = 'f', value_name = "FILE", id = "file_option")]

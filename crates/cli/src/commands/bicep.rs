@@ -144,9 +144,23 @@ pub fn format(args: BicepFormatArgs) -> Result<()> {
 fn is_restore_diagnostic(code: &str) -> bool {
     matches!(
         code,
-        "BCP189" | "BCP190" | "BCP191" | "BCP192" | "BCP193" | "BCP195" | "BCP196" | "BCP197"
-            | "BCP198" | "BCP199" | "BCP200" | "BCP211" | "BCP213" | "BCP216" | "BCP224"
-            | "BCP271" | "BCP273"
+        "BCP189"
+            | "BCP190"
+            | "BCP191"
+            | "BCP192"
+            | "BCP193"
+            | "BCP195"
+            | "BCP196"
+            | "BCP197"
+            | "BCP198"
+            | "BCP199"
+            | "BCP200"
+            | "BCP211"
+            | "BCP213"
+            | "BCP216"
+            | "BCP224"
+            | "BCP271"
+            | "BCP273"
     )
 }
 
@@ -212,9 +226,9 @@ pub async fn publish(args: BicepPublishArgs, context: &Context<'_>) -> Result<Op
         };
         (text.into_bytes(), source)
     };
-    let description = serde_json::from_slice::<Value>(&template)
-        .ok()
-        .and_then(|t| t.pointer("/metadata/description").and_then(Value::as_str).map(str::to_owned));
+    let description = serde_json::from_slice::<Value>(&template).ok().and_then(|t| {
+        t.pointer("/metadata/description").and_then(Value::as_str).map(str::to_owned)
+    });
     let created = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
@@ -255,7 +269,8 @@ fn nearest_config(file: &Path) -> Result<BicepConfig> {
     while let Some(current) = dir {
         let candidate = current.join(CONFIG_FILE_NAME);
         if let Ok(text) = std::fs::read_to_string(&candidate) {
-            return BicepConfig::parse(&text, &candidate).map_err(|e| anyhow::anyhow!("{}", e.message));
+            return BicepConfig::parse(&text, &candidate)
+                .map_err(|e| anyhow::anyhow!("{}", e.message));
         }
         dir = current.parent();
     }
@@ -277,11 +292,8 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
         .filter(|f| !cached.contains_key(&f.path))
         .map(|f| std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone()))
         .collect();
-    let mut root = local
-        .first()
-        .and_then(|p| p.parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let mut root =
+        local.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
     for path in &local {
         while !path.starts_with(&root) {
             if !root.pop() {
@@ -298,7 +310,8 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
                 (format!("<cache>/{}", inside.display()), "armTemplate", Some(artifact.clone()))
             }
             None => {
-                let absolute = std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone());
+                let absolute =
+                    std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone());
                 let inside = absolute.strip_prefix(&root).unwrap_or(&absolute);
                 let kind = if inside.extension().is_some_and(|e| e.eq_ignore_ascii_case("bicep")) {
                     "bicep"
@@ -316,9 +329,11 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
         entries.push(entry);
         files.push((archive_path, file.text.clone()));
     }
-    let entry_point = entries.first().and_then(|e| e["path"].as_str()).unwrap_or_default().to_owned();
+    let entry_point =
+        entries.first().and_then(|e| e["path"].as_str()).unwrap_or_default().to_owned();
     entries.sort_by(|a, b| {
-        (a["path"].as_str(), a["archivePath"].as_str()).cmp(&(b["path"].as_str(), b["archivePath"].as_str()))
+        (a["path"].as_str(), a["archivePath"].as_str())
+            .cmp(&(b["path"].as_str(), b["archivePath"].as_str()))
     });
     let metadata = json!({
         "metadataVersion": 1,
@@ -327,8 +342,10 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
         "sourceFiles": entries,
         "documentLinks": {},
     });
-    let mut builder =
-        tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
     let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);

@@ -35,7 +35,8 @@ pub const MODULE_LAYER: &str = "application/vnd.ms.bicep.module.layer.v1+json";
 /// The optional layer holding the Bicep sources (`--with-source`).
 pub const SOURCE_LAYER: &str = "application/vnd.ms.bicep.module.source.v1.tar+gzip";
 
-const NEWER_VERSION: &str = "A newer version of Bicep might be required to reference this artifact.";
+const NEWER_VERSION: &str =
+    "A newer version of Bicep might be required to reference this artifact.";
 
 /// The environment variable naming the module cache's root (default: `<config dir>/bicep`).
 pub const CACHE_DIR_ENV: &str = "BERTH_BICEP_CACHE_DIR";
@@ -135,8 +136,11 @@ impl ModuleCache {
 
     /// Writes a verified pull under the reference and under its digest; returns the template's path.
     pub fn store(&self, reference: &ArtifactReference, pulled: &Pulled) -> io::Result<PathBuf> {
-        let by_digest =
-            ArtifactReference { tag: None, digest: Some(pulled.manifest_digest.clone()), ..reference.clone() };
+        let by_digest = ArtifactReference {
+            tag: None,
+            digest: Some(pulled.manifest_digest.clone()),
+            ..reference.clone()
+        };
         let mut written = self.write_dir(&self.artifact_dir(&by_digest), pulled)?;
         if reference.digest.is_none() {
             written = self.write_dir(&self.artifact_dir(reference), pulled)?;
@@ -214,9 +218,9 @@ fn module_layer(manifest: &Value) -> Result<Layer, String> {
         .filter(|l| l.media_type.eq_ignore_ascii_case(MODULE_LAYER))
         .collect();
     match main.len() {
-        0 => Err(format!(
-            "Expected to find a layer with media type {MODULE_LAYER}, but found none."
-        )),
+        0 => {
+            Err(format!("Expected to find a layer with media type {MODULE_LAYER}, but found none."))
+        }
         1 => Ok(main.remove(0)),
         _ => Err(format!("Did not expect to find multiple layer media types of {MODULE_LAYER}")),
     }
@@ -446,7 +450,9 @@ impl<'p> RegistryClient<'p> {
                 bail!("There is a mismatch in the manifest digests. Received content digest = {manifest_digest}, Requested digest = {expected}");
             }
         }
-        if let Some(header) = response.headers.get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+        if let Some(header) =
+            response.headers.get("docker-content-digest").and_then(|v| v.to_str().ok())
+        {
             if is_digest(header) && header != manifest_digest {
                 bail!("There is a mismatch in the manifest digests. Received content digest = {manifest_digest}, Digest in registry response = {header}");
             }
@@ -465,10 +471,14 @@ impl<'p> RegistryClient<'p> {
         Ok(Pulled { manifest, manifest_digest, template, source })
     }
 
-    async fn blob(&mut self, reference: &ArtifactReference, scope: &str, layer: &Layer) -> Result<Vec<u8>> {
+    async fn blob(
+        &mut self,
+        reference: &ArtifactReference,
+        scope: &str,
+        layer: &Layer,
+    ) -> Result<Vec<u8>> {
         let path = format!("/v2/{}/blobs/{}", Self::repository_path(reference), layer.digest);
-        let response =
-            self.send(&reference.registry, scope, Method::GET, &path, &[], None).await?;
+        let response = self.send(&reference.registry, scope, Method::GET, &path, &[], None).await?;
         match response.status {
             200 => {}
             404 => bail!(
@@ -672,7 +682,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ModuleCache::new(dir.path());
         let template = br#"{"$schema":"x","resources":[]}"#.to_vec();
-        let manifest = module_manifest(b"{}", &template, None, Some("d"), None, "2026-01-01T00:00:00Z");
+        let manifest =
+            module_manifest(b"{}", &template, None, Some("d"), None, "2026-01-01T00:00:00Z");
         let digest = Digest::sha256_of(&manifest).to_string();
         let tagged = reference("br:r.io/team/mod:v1");
         let pulled = Pulled {
@@ -687,7 +698,8 @@ mod tests {
         let digest_path = cache.lookup(&by_digest).expect("kept under its digest too");
         assert_eq!(std::fs::read(digest_path).unwrap(), template);
         let metadata: Value =
-            serde_json::from_slice(&std::fs::read(path.with_file_name("metadata")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(path.with_file_name("metadata")).unwrap())
+                .unwrap();
         assert_eq!(metadata, json!({ "manifestDigest": digest }));
 
         // A tampered template is not served.
@@ -715,7 +727,10 @@ mod tests {
         assert_eq!(manifest["artifactType"], MODULE_ARTIFACT_TYPE);
         assert_eq!(manifest["config"]["mediaType"], MODULE_CONFIG);
         assert_eq!(manifest["layers"][1]["mediaType"], SOURCE_LAYER);
-        assert_eq!(manifest["annotations"]["org.opencontainers.image.documentation"], "https://docs");
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.documentation"],
+            "https://docs"
+        );
         assert!(manifest["annotations"].get("org.opencontainers.image.description").is_none());
         assert_eq!(module_layer(&manifest).unwrap().size, 2);
 
@@ -732,7 +747,9 @@ mod tests {
         );
         let mut other_config = manifest;
         other_config["config"]["mediaType"] = json!("application/vnd.oci.image.config.v1+json");
-        assert!(module_layer(&other_config).unwrap_err().starts_with("Did not expect config media type"));
+        assert!(module_layer(&other_config)
+            .unwrap_err()
+            .starts_with("Did not expect config media type"));
     }
 
     #[test]

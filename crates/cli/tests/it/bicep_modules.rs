@@ -82,7 +82,13 @@ async fn principal(harness: &Harness, name: &str, role: Option<(&str, &str)>) ->
 }
 
 /// `GET /v2/<repository>/manifests|blobs/<reference>` as the bootstrap owner: status and bytes.
-async fn fetch(harness: &Harness, login_server: &str, repository: &str, kind: &str, reference: &str) -> (u16, Vec<u8>, Option<String>) {
+async fn fetch(
+    harness: &Harness,
+    login_server: &str,
+    repository: &str,
+    kind: &str,
+    reference: &str,
+) -> (u16, Vec<u8>, Option<String>) {
     let server = &harness.server;
     let url = server.url(&format!(
         "/oauth2/token?service={login_server}&scope=repository:myacr/{repository}:pull"
@@ -174,16 +180,16 @@ async fn scenario(backend: berth_db::Backend) {
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1, "{manifest}");
     assert_eq!(layers[0]["mediaType"], "application/vnd.ms.bicep.module.layer.v1+json");
-    assert_eq!(
-        layers[0]["annotations"]["org.opencontainers.image.title"],
-        "Compiled ARM template"
-    );
+    assert_eq!(layers[0]["annotations"]["org.opencontainers.image.title"], "Compiled ARM template");
     let annotations = &manifest["annotations"];
     assert_eq!(
         annotations["org.opencontainers.image.description"],
         "A storage account, the organisation way"
     );
-    assert_eq!(annotations["org.opencontainers.image.documentation"], "https://example.org/storage");
+    assert_eq!(
+        annotations["org.opencontainers.image.documentation"],
+        "https://example.org/storage"
+    );
     let created = annotations["org.opencontainers.image.created"].as_str().unwrap();
     time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("created is RFC 3339 ({e}): {created}"));
@@ -222,18 +228,31 @@ async fn scenario(backend: berth_db::Backend) {
         fetch(&harness, &login_server, "modules/storage", "manifests", "v1").await;
     let manifest_digest_v1 = Digest::sha256_of(&republished).to_string();
     let pull_only = consumer
-        .berth(&["bicep", "publish", &module, "--target", &format!("br:{login_server}/modules/storage:v9")])
+        .berth(&[
+            "bicep",
+            "publish",
+            &module,
+            "--target",
+            &format!("br:{login_server}/modules/storage:v9"),
+        ])
         .await;
     assert_eq!(pull_only.code, 1, "{pull_only}");
     assert!(
-        pull_only.stderr.contains(&format!("Unable to publish module \"br:{login_server}/modules/storage:v9\": "))
-            && pull_only.stderr.contains("401 (Unauthorized)"),
+        pull_only.stderr.contains(&format!(
+            "Unable to publish module \"br:{login_server}/modules/storage:v9\": "
+        )) && pull_only.stderr.contains("401 (Unauthorized)"),
         "{pull_only}"
     );
     // A file with errors is not published.
     let broken = write(sources.path(), "broken.bicep", "param x strin\n");
     let refused = publisher
-        .berth(&["bicep", "publish", &broken, "--target", &format!("br:{login_server}/modules/broken:v1")])
+        .berth(&[
+            "bicep",
+            "publish",
+            &broken,
+            "--target",
+            &format!("br:{login_server}/modules/broken:v1"),
+        ])
         .await;
     assert_eq!(refused.code, 1, "{refused}");
     assert!(refused.stderr.contains("BCP"), "{refused}");
@@ -242,14 +261,24 @@ async fn scenario(backend: berth_db::Backend) {
 
     // With its sources: a second layer holding the real Bicep's source archive.
     let target_v2 = format!("br:{login_server}/modules/storage:v2");
-    publisher.berth(&["bicep", "publish", &module, "--target", &target_v2, "--with-source"]).await.success();
-    let (_, v2_bytes, _) = fetch(&harness, &login_server, "modules/storage", "manifests", "v2").await;
+    publisher
+        .berth(&["bicep", "publish", &module, "--target", &target_v2, "--with-source"])
+        .await
+        .success();
+    let (_, v2_bytes, _) =
+        fetch(&harness, &login_server, "modules/storage", "manifests", "v2").await;
     let v2: Value = serde_json::from_slice(&v2_bytes).unwrap();
     let source_layer = &v2["layers"][1];
     assert_eq!(source_layer["mediaType"], "application/vnd.ms.bicep.module.source.v1.tar+gzip");
     assert_eq!(source_layer["annotations"]["org.opencontainers.image.title"], "Source files");
-    let (_, archive, _) =
-        fetch(&harness, &login_server, "modules/storage", "blobs", source_layer["digest"].as_str().unwrap()).await;
+    let (_, archive, _) = fetch(
+        &harness,
+        &login_server,
+        "modules/storage",
+        "blobs",
+        source_layer["digest"].as_str().unwrap(),
+    )
+    .await;
     let mut entries = std::collections::BTreeMap::new();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
     for entry in tar.entries().unwrap() {
@@ -268,10 +297,23 @@ async fn scenario(backend: berth_db::Backend) {
         json!([{"path": "storage.bicep", "archivePath": "files/storage.bicep", "kind": "bicep"}])
     );
     let json_with_source = publisher
-        .berth(&["bicep", "publish", &write(sources.path(), "t.json", "{}"), "--target", &target_v2, "--with-source", "--force"])
+        .berth(&[
+            "bicep",
+            "publish",
+            &write(sources.path(), "t.json", "{}"),
+            "--target",
+            &target_v2,
+            "--with-source",
+            "--force",
+        ])
         .await;
     assert_eq!(json_with_source.code, 1);
-    assert!(json_with_source.stderr.contains("Cannot publish with source when the target is an ARM template file."), "{json_with_source}");
+    assert!(
+        json_with_source
+            .stderr
+            .contains("Cannot publish with source when the target is an ARM template file."),
+        "{json_with_source}"
+    );
 
     // ---- consume with AcrPull --------------------------------------------------------------------------------
     let work = tempfile::tempdir().unwrap();
@@ -285,7 +327,8 @@ async fn scenario(backend: berth_db::Backend) {
     // Cached as the real Bicep lays it out, keyed by the manifest's digest too.
     let cache = consumer.dir.path().join("bicep/br").join(host.replace(':', "$"));
     let tag_dir = cache.join("myacr$modules$storage/v1$");
-    let digest_dir = cache.join(format!("myacr$modules$storage/{}", manifest_digest_v1.replace(':', "#")));
+    let digest_dir =
+        cache.join(format!("myacr$modules$storage/{}", manifest_digest_v1.replace(':', "#")));
     for dir in [&tag_dir, &digest_dir] {
         let metadata: Value =
             serde_json::from_slice(&std::fs::read(dir.join("metadata")).unwrap()).unwrap();
@@ -320,7 +363,11 @@ async fn scenario(backend: berth_db::Backend) {
     let built_aliased =
         consumer.berth(&["bicep", "build", &aliased, "--stdout"]).await.success().json();
     assert_eq!(built_aliased["resources"], built["resources"]);
-    let unknown_tag = write(work.path(), "v404/main.bicep", &caller(&format!("br:{login_server}/modules/storage:v404")));
+    let unknown_tag = write(
+        work.path(),
+        "v404/main.bicep",
+        &caller(&format!("br:{login_server}/modules/storage:v404")),
+    );
     let missing = consumer
         .berth(&["bicep", "build", &unknown_tag, "--stdout", "--diagnostics-format", "brief"])
         .await;
@@ -336,17 +383,32 @@ async fn scenario(backend: berth_db::Backend) {
     // A module as the real Bicep publishes it (System.Text.Json's compact form, `annotations: {}` on the config,
     // no description), pushed by another client: berth consumes it.
     let real_template = serde_json::to_vec_pretty(&compiled).unwrap();
-    let real_manifest = push_as_real_bicep(&harness, &login_server, "modules/fromreal", "1.0.0", &real_template).await;
-    let from_real = write(work.path(), "real/main.bicep", &caller(&format!("br:{login_server}/modules/fromreal:1.0.0")));
-    let built_from_real = consumer.berth(&["bicep", "build", &from_real, "--stdout"]).await.success().json();
+    let real_manifest =
+        push_as_real_bicep(&harness, &login_server, "modules/fromreal", "1.0.0", &real_template)
+            .await;
+    let from_real = write(
+        work.path(),
+        "real/main.bicep",
+        &caller(&format!("br:{login_server}/modules/fromreal:1.0.0")),
+    );
+    let built_from_real =
+        consumer.berth(&["bicep", "build", &from_real, "--stdout"]).await.success().json();
     assert_eq!(built_from_real["resources"][0]["properties"]["template"], compiled);
-    let real_dir = consumer.dir.path().join("bicep/br").join(host.replace(':', "$")).join("myacr$modules$fromreal/1.0.0$");
+    let real_dir = consumer
+        .dir
+        .path()
+        .join("bicep/br")
+        .join(host.replace(':', "$"))
+        .join("myacr$modules$fromreal/1.0.0$");
     assert_eq!(std::fs::read(real_dir.join("manifest")).unwrap(), real_manifest);
     // A generic registry client reads what berth published, byte for byte, with the consumer's credentials.
-    skopeo_reads(&harness, &consumer, &format!("{login_server}/modules/storage:v1"), &republished).await;
+    skopeo_reads(&harness, &consumer, &format!("{login_server}/modules/storage:v1"), &republished)
+        .await;
 
     // ---- refused without AcrPull ---------------------------------------------------------------------------
-    let denied = outsider.berth(&["bicep", "build", &main, "--stdout", "--diagnostics-format", "brief"]).await;
+    let denied = outsider
+        .berth(&["bicep", "build", &main, "--stdout", "--diagnostics-format", "brief"])
+        .await;
     assert_eq!(denied.code, 1, "{denied}");
     assert_eq!(denied.stdout, "");
     assert!(
@@ -358,7 +420,13 @@ async fn scenario(backend: berth_db::Backend) {
     let restore = outsider.berth(&["bicep", "restore", &main]).await;
     assert_eq!(restore.code, 1, "{restore}");
     assert!(restore.stderr.contains("BCP192"), "{restore}");
-    assert!(!outsider.dir.path().join("bicep/br").join(host.replace(':', "$")).join("myacr$modules$storage/v1$").exists());
+    assert!(!outsider
+        .dir
+        .path()
+        .join("bicep/br")
+        .join(host.replace(':', "$"))
+        .join("myacr$modules$storage/v1$")
+        .exists());
     // Nobody logged in: nothing is sent anywhere.
     let anonymous = tempfile::tempdir().unwrap();
     let nobody = run_berth(anonymous.path(), &["bicep", "build", &main, "--stdout"]).await;
@@ -366,11 +434,21 @@ async fn scenario(backend: berth_db::Backend) {
     assert!(nobody.stderr.contains("BCP192") && nobody.stderr.contains("berth login"), "{nobody}");
     // --no-restore compiles with the cache as it is.
     let offline_flag = outsider
-        .berth(&["bicep", "build", &main, "--stdout", "--no-restore", "--diagnostics-format", "brief"])
+        .berth(&[
+            "bicep",
+            "build",
+            &main,
+            "--stdout",
+            "--no-restore",
+            "--diagnostics-format",
+            "brief",
+        ])
         .await;
     assert_eq!(offline_flag.code, 1, "{offline_flag}");
     assert!(
-        offline_flag.stderr.contains(&format!("Error BCP190: The artifact with reference \"{target}\" has not been restored.")),
+        offline_flag.stderr.contains(&format!(
+            "Error BCP190: The artifact with reference \"{target}\" has not been restored."
+        )),
         "{offline_flag}"
     );
 
@@ -391,12 +469,24 @@ async fn scenario(backend: berth_db::Backend) {
 
 /// Pushes `template` as the real Bicep CLI does (`OciArtifactRegistry.PublishModule`), as the bootstrap owner over
 /// `/v2`; returns the manifest's bytes.
-async fn push_as_real_bicep(harness: &Harness, login_server: &str, repository: &str, tag: &str, template: &[u8]) -> Vec<u8> {
+async fn push_as_real_bicep(
+    harness: &Harness,
+    login_server: &str,
+    repository: &str,
+    tag: &str,
+    template: &[u8],
+) -> Vec<u8> {
     let server = &harness.server;
     let url = server.url(&format!(
         "/oauth2/token?service={login_server}&scope=repository:myacr/{repository}:pull,push"
     ));
-    let response = server.http.get(url).basic_auth(&server.client_id, Some(&server.client_secret)).send().await.unwrap();
+    let response = server
+        .http
+        .get(url)
+        .basic_auth(&server.client_id, Some(&server.client_secret))
+        .send()
+        .await
+        .unwrap();
     let token: Value = response.json().await.unwrap();
     let token = token["access_token"].as_str().unwrap().to_owned();
     let config = b"{}".to_vec();
@@ -446,7 +536,14 @@ async fn skopeo_reads(harness: &Harness, principal: &Principal, reference: &str,
     std::fs::copy(&harness.server.ca_pem_path, certs.path().join("ca.crt")).unwrap();
     let login = format!("{}:{}", principal.app_id, principal.password);
     let output = tokio::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--cert-dir", &certs.path().to_string_lossy(), "--creds", &login])
+        .args([
+            "inspect",
+            "--raw",
+            "--cert-dir",
+            &certs.path().to_string_lossy(),
+            "--creds",
+            &login,
+        ])
         .arg(format!("docker://{reference}"))
         .output()
         .await;
