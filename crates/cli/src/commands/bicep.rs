@@ -29,7 +29,7 @@ pub fn version() -> Result<()> {
 /// Compiles `path`, first restoring into the module cache the registry modules it references that the
 /// cache does not hold (all of them with `force`), with the profile's credentials. A module whose restore
 /// fails is the real compiler's BCP192 in the result, with the registry's words; nothing is restored when
-/// every module is cached (so it works offline). Without a profile, uncached modules are BCP192 too.
+/// every module is cached (so it works offline). Without a profile, only anonymous pulls can succeed.
 pub(crate) async fn restore_and_compile(
     path: &Path,
     context: &Context<'_>,
@@ -47,29 +47,18 @@ pub(crate) async fn restore_and_compile(
     if wanted.is_empty() {
         return Ok(compilation);
     }
-    match context.config_dir.load_profile()? {
-        None => {
-            for reference in wanted {
-                loader.failures.insert(
-                    reference,
-                    "not logged in; run `berth login` to restore modules with your credentials."
-                        .to_owned(),
-                );
-            }
-        }
-        Some(profile) => {
-            let mut registry = RegistryClient::new(&profile)?;
-            for reference in wanted {
-                let stored = match registry.pull(&reference).await {
-                    Ok(pulled) => cache.store(&reference, &pulled).map(|_| ()).map_err(|e| {
-                        format!("writing the module cache {}: {e}", cache.root().display())
-                    }),
-                    Err(message) => Err(message),
-                };
-                if let Err(message) = stored {
-                    loader.failures.insert(reference, message);
-                }
-            }
+    let profile = context.config_dir.load_profile()?;
+    let mut registry = RegistryClient::new(profile.as_ref())?;
+    for reference in wanted {
+        let stored = match registry.pull(&reference).await {
+            Ok(pulled) => cache
+                .store(&reference, &pulled)
+                .map(|_| ())
+                .map_err(|e| format!("writing the module cache {}: {e}", cache.root().display())),
+            Err(message) => Err(message),
+        };
+        if let Err(message) = stored {
+            loader.failures.insert(reference, message);
         }
     }
     Ok(berth_bicep::compile_with(path, &loader))
@@ -244,7 +233,7 @@ pub async fn publish(args: BicepPublishArgs, context: &Context<'_>) -> Result<Op
         &created,
     );
     let profile = context.config_dir.require_profile()?;
-    let mut registry = RegistryClient::new(&profile)?;
+    let mut registry = RegistryClient::new(Some(&profile))?;
     let failed = |e: anyhow::Error| {
         let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
         anyhow::anyhow!("Unable to publish module \"{reference}\": {}", chain.join(": "))

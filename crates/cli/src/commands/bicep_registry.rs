@@ -281,9 +281,10 @@ fn chain(error: &anyhow::Error) -> String {
     error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
-/// Conversations with registries on behalf of the profile's principal; tokens are kept per registry and scope.
+/// Conversations with registries on behalf of the profile's principal (anonymous without a profile: a registry
+/// that asks for credentials then gets none); tokens are kept per registry and scope.
 pub struct RegistryClient<'p> {
-    profile: &'p Profile,
+    profile: Option<&'p Profile>,
     ca_pem: Option<String>,
     entra_token: Option<String>,
     /// Refresh tokens by `service`.
@@ -293,8 +294,8 @@ pub struct RegistryClient<'p> {
 }
 
 impl<'p> RegistryClient<'p> {
-    pub fn new(profile: &'p Profile) -> Result<RegistryClient<'p>> {
-        let ca_pem = trusted_ca_pem(profile.ca_pem.as_deref())?;
+    pub fn new(profile: Option<&'p Profile>) -> Result<RegistryClient<'p>> {
+        let ca_pem = trusted_ca_pem(profile.and_then(|p| p.ca_pem.as_deref()))?;
         Ok(RegistryClient {
             profile,
             ca_pem,
@@ -304,9 +305,10 @@ impl<'p> RegistryClient<'p> {
         })
     }
 
-    /// `https://<registry>`, or the profile server's scheme when the registry is that server.
+    /// `https://<registry>`, or the profile server's scheme when the registry is that server (a berth run with
+    /// `--insecure-http` serves its registries over http).
     fn base_url(&self, registry: &str) -> String {
-        let server = self.profile.server.as_str();
+        let server = self.profile.map_or("", |p| p.server.as_str());
         let (scheme, rest) = server.split_once("://").unwrap_or(("https", server));
         let host = rest.split('/').next().unwrap_or_default();
         if host.eq_ignore_ascii_case(registry) {
@@ -331,10 +333,13 @@ impl<'p> RegistryClient<'p> {
         if let Some(asked) = challenge.scope.as_ref().filter(|asked| asked.as_str() != scope) {
             scopes.push(asked.clone());
         }
+        let Some(profile) = self.profile else {
+            bail!("the registry asks for credentials and nobody is logged in; run `berth login` to restore modules with your credentials.");
+        };
         let Some(realm_origin) = origin(&challenge.realm) else {
             bail!("the registry's challenge names no usable token service: '{}'", challenge.realm);
         };
-        let trusted = [origin(&self.base_url(registry)), origin(&self.profile.server)];
+        let trusted = [origin(&self.base_url(registry)), origin(&profile.server)];
         if !trusted.iter().flatten().any(|o| *o == realm_origin) {
             bail!(
                 "the registry's token service '{}' is neither the registry nor the berth server of your \
@@ -350,7 +355,6 @@ impl<'p> RegistryClient<'p> {
                 let entra = match &self.entra_token {
                     Some(token) => token.clone(),
                     None => {
-                        let profile = self.profile;
                         let token = Client::new(&profile.server, self.ca_pem.as_deref())?
                             .client_credentials_token(
                                 &profile.tenant_id,
@@ -369,7 +373,7 @@ impl<'p> RegistryClient<'p> {
                     .exchange_refresh_token(
                         &format!("{realm_origin}/oauth2/exchange"),
                         &service,
-                        &self.profile.tenant_id,
+                        &profile.tenant_id,
                         &entra,
                     )
                     .await

@@ -10,7 +10,7 @@ use berth_db::testing::backends;
 use berth_oci::Digest;
 use serde_json::{json, Value};
 
-use crate::common::{run_berth, Harness, Run};
+use crate::common::{run_berth, run_berth_with_env, Harness, Run};
 
 const MODULE: &str = "metadata description = 'A storage account, the organisation way'\n\
 param name string\n\
@@ -134,7 +134,7 @@ async fn scenario(backend: berth_db::Backend) {
     harness.login_owner().await.success();
     harness.berth(&["group", "create", "-n", "rg1", "-l", "westeurope"]).await.success();
     let registry = harness
-        .berth(&["acr", "create", "-g", "rg1", "-n", "myacr", "--sku", "Basic"])
+        .berth(&["acr", "create", "-g", "rg1", "-n", "myacr", "--sku", "Standard"])
         .await
         .success()
         .json();
@@ -427,11 +427,28 @@ async fn scenario(backend: berth_db::Backend) {
         .join(host.replace(':', "$"))
         .join("myacr$modules$storage/v1$")
         .exists());
-    // Nobody logged in: nothing is sent anywhere.
+    // Nobody logged in: an anonymous pull, refused; no credentials are sent anywhere.
     let anonymous = tempfile::tempdir().unwrap();
-    let nobody = run_berth(anonymous.path(), &["bicep", "build", &main, "--stdout"]).await;
+    let ca_env = [("REQUESTS_CA_BUNDLE", Some(harness.server.ca_pem_path.as_path()))];
+    let nobody =
+        run_berth_with_env(anonymous.path(), &["bicep", "build", &main, "--stdout"], &ca_env).await;
     assert_eq!(nobody.code, 1, "{nobody}");
-    assert!(nobody.stderr.contains("BCP192") && nobody.stderr.contains("berth login"), "{nobody}");
+    assert!(
+        nobody.stderr.contains(&format!("Unable to restore the artifact with reference \"{target}\": the registry asks for credentials and nobody is logged in; run `berth login`")),
+        "{nobody}"
+    );
+    // ... unless the registry allows anonymous pulls.
+    harness
+        .berth(&["acr", "update", "-n", "myacr", "--anonymous-pull-enabled", "true"])
+        .await
+        .success();
+    let anonymous_build =
+        run_berth_with_env(anonymous.path(), &["bicep", "build", &main, "--stdout"], &ca_env).await;
+    assert_eq!(anonymous_build.success().json(), built);
+    harness
+        .berth(&["acr", "update", "-n", "myacr", "--anonymous-pull-enabled", "false"])
+        .await
+        .success();
     // --no-restore compiles with the cache as it is.
     let offline_flag = outsider
         .berth(&[
