@@ -31,6 +31,8 @@ pub enum Restored {
     NotRestored,
     /// The restore failed with the registry's words (BCP192).
     Failed(String),
+    /// The registry is not trusted, so nothing was restored (BCP446).
+    Blocked,
 }
 
 /// Where source files come from (the file system, or memory in tests and benchmarks).
@@ -404,6 +406,17 @@ impl Driver<'_> {
                             "BCP190",
                             format!(
                                 "The artifact with reference \"{reference}\" has not been restored."
+                            ),
+                            module_path.span,
+                        ));
+                        None
+                    }
+                    Restored::Blocked => {
+                        diagnostics.push(Diagnostic::error(
+                            "BCP446",
+                            format!(
+                                "Restore from registry \"{}\" is blocked because it is not in the trusted registries list. See https://aka.ms/bicep/registry-trust for details.",
+                                reference.registry
                             ),
                             module_path.span,
                         ));

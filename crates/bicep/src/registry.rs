@@ -224,6 +224,64 @@ impl BicepConfig {
     }
 }
 
+/// Which registries may be restored from (the real compiler's `RegistryConfiguration`): the built-in list, and
+/// patterns added by the caller (`BICEP_TRUSTED_REGISTRIES`, berth's own server). `*.suffix` matches any subdomain,
+/// anything else one host; ports and a trailing dot are ignored, IPv6 addresses keep their brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedRegistries {
+    patterns: Vec<String>,
+}
+
+impl Default for TrustedRegistries {
+    fn default() -> TrustedRegistries {
+        TrustedRegistries {
+            patterns: [
+                "*.azurecr.io",
+                "*.azurecr.cn",
+                "*.azurecr.us",
+                "mcr.microsoft.com",
+                "mcr.azure.cn",
+                "ghcr.io",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+impl TrustedRegistries {
+    /// The built-in list plus `extra`, a comma- or semicolon-separated list as `BICEP_TRUSTED_REGISTRIES` holds.
+    pub fn with(mut self, extra: &str) -> TrustedRegistries {
+        self.patterns.extend(
+            extra.split([',', ';']).map(str::trim).filter(|p| !p.is_empty()).map(str::to_lowercase),
+        );
+        self
+    }
+
+    /// Whether `registry` (`host[:port]`) may be restored from.
+    pub fn allows(&self, registry: &str) -> bool {
+        let Some(host) = normalize_host(registry) else { return false };
+        self.patterns.iter().any(|pattern| match pattern.strip_prefix('*') {
+            Some(suffix) if suffix.starts_with('.') => {
+                host.len() > suffix.len() && host.ends_with(suffix)
+            }
+            _ => normalize_host(pattern).is_some_and(|p| p == host),
+        })
+    }
+}
+
+fn normalize_host(registry: &str) -> Option<String> {
+    if registry.contains("://") || registry.contains(['@', '/']) {
+        return None;
+    }
+    let host = if registry.starts_with('[') {
+        &registry[..=registry.find(']')?]
+    } else {
+        registry.split(':').next().unwrap_or_default()
+    };
+    Some(host.trim_end_matches('.').to_lowercase())
+}
+
 /// How the real compiler names a configuration file in its messages.
 fn file_uri(path: &Path) -> String {
     if path.is_absolute() {
@@ -672,6 +730,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.oci_aliases["x"].registry.as_deref(), Some("a//b/*c*/"));
+    }
+
+    #[test]
+    fn trusted_registries_as_the_real_compiler_matches_them() {
+        let trusted = TrustedRegistries::default();
+        assert!(trusted.allows("contoso.azurecr.io"));
+        assert!(trusted.allows("Contoso.AzureCR.io:443"));
+        assert!(trusted.allows("mcr.microsoft.com"));
+        assert!(!trusted.allows("azurecr.io"), "a wildcard needs a subdomain");
+        assert!(!trusted.allows("evil.example"));
+        assert!(!trusted.allows("127.0.0.1:5000"));
+        let trusted = trusted.with(" 127.0.0.1 ;*.corp.example,[::1]");
+        assert!(trusted.allows("127.0.0.1:5000"));
+        assert!(trusted.allows("registry.corp.example."));
+        assert!(!trusted.allows("corp.example"));
+        assert!(trusted.allows("[::1]:5000"));
+        assert!(!trusted.allows("https://127.0.0.1"));
     }
 
     #[test]

@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use berth_bicep::registry::{parse_module_source, BicepConfig, ModuleSource, CONFIG_FILE_NAME};
-use berth_bicep::{Compilation, Level};
+use berth_bicep::{Compilation, Level, Restored};
 use serde_json::{json, Value};
 
-use super::bicep_registry::{module_manifest, CacheLoader, ModuleCache, RegistryClient};
+use super::bicep_registry::{
+    module_manifest, trusted_registries, CacheLoader, ModuleCache, RegistryClient,
+    TRUSTED_REGISTRIES_ENV,
+};
 use super::Context;
 use crate::args::{
     BicepBuildArgs, BicepFormatArgs, BicepLintArgs, BicepPublishArgs, BicepRestoreArgs,
@@ -48,8 +51,13 @@ pub(crate) async fn restore_and_compile(
         return Ok(compilation);
     }
     let profile = context.config_dir.load_profile()?;
+    let trusted = trusted_registries(profile.as_ref());
     let mut registry = RegistryClient::new(profile.as_ref())?;
     for reference in wanted {
+        if !trusted.allows(&reference.registry) {
+            loader.failures.insert(reference, Restored::Blocked);
+            continue;
+        }
         let stored = match registry.pull(&reference).await {
             Ok(pulled) => cache
                 .store(&reference, &pulled)
@@ -58,7 +66,7 @@ pub(crate) async fn restore_and_compile(
             Err(message) => Err(message),
         };
         if let Err(message) = stored {
-            loader.failures.insert(reference, message);
+            loader.failures.insert(reference, Restored::Failed(message));
         }
     }
     Ok(berth_bicep::compile_with(path, &loader))
@@ -149,6 +157,7 @@ fn is_restore_diagnostic(code: &str) -> bool {
             | "BCP216"
             | "BCP224"
             | "BCP271"
+            | "BCP446"
             | "BCP273"
     )
 }
@@ -233,6 +242,12 @@ pub async fn publish(args: BicepPublishArgs, context: &Context<'_>) -> Result<Op
         &created,
     );
     let profile = context.config_dir.require_profile()?;
+    if !trusted_registries(Some(&profile)).allows(&reference.registry) {
+        bail!(
+            "Unable to publish module \"{reference}\": Cannot connect to registry \"{}\" because it is not in the list of trusted registries. Set the {TRUSTED_REGISTRIES_ENV} environment variable (comma-separated hostnames, e.g. \"contoso.example.com,*.contoso.io\") to allow it.",
+            reference.registry
+        );
+    }
     let mut registry = RegistryClient::new(Some(&profile))?;
     let failed = |e: anyhow::Error| {
         let chain: Vec<String> = e.chain().map(ToString::to_string).collect();

@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use berth_bicep::registry::{is_digest, ArtifactReference};
+use berth_bicep::registry::{is_digest, ArtifactReference, TrustedRegistries};
 use berth_bicep::{FileLoader, Restored};
 use berth_client::{BearerChallenge, Client, Method, RawResponse};
 use berth_oci::Digest;
@@ -169,7 +169,15 @@ impl ModuleCache {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
-        std::fs::rename(&staging, dir)?;
+        if let Err(error) = std::fs::rename(&staging, dir) {
+            // Another restore of the same artifact got there first: its copy has the same digests.
+            let _ = std::fs::remove_dir_all(&staging);
+            let same = std::fs::read(dir.join("manifest")).is_ok_and(|m| m == pulled.manifest)
+                && std::fs::read(dir.join("main.json")).is_ok_and(|t| t == pulled.template);
+            if !same {
+                return Err(error);
+            }
+        }
         Ok(dir.join("main.json"))
     }
 }
@@ -623,11 +631,32 @@ pub fn module_manifest(
     serde_json::to_vec(&manifest).unwrap_or_default()
 }
 
-/// The compiler's loader: files from disk, registry modules from the cache, and the failures of this
-/// run's restore (BCP192).
+/// The environment variable adding trusted registries, as the real Bicep reads it.
+pub const TRUSTED_REGISTRIES_ENV: &str = "BICEP_TRUSTED_REGISTRIES";
+
+/// The registries restores and publishes may reach: the real Bicep's list, `$BICEP_TRUSTED_REGISTRIES`, and the
+/// berth server of the profile (its host, and its subdomains for host-mode registries).
+pub fn trusted_registries(profile: Option<&Profile>) -> TrustedRegistries {
+    let mut trusted = TrustedRegistries::default()
+        .with(&std::env::var(TRUSTED_REGISTRIES_ENV).unwrap_or_default());
+    if let Some(profile) = profile {
+        let rest = profile.server.split_once("://").map_or(profile.server.as_str(), |(_, r)| r);
+        let host = rest.split('/').next().unwrap_or_default();
+        let bare = if host.starts_with('[') {
+            host.split_inclusive(']').next().unwrap_or(host)
+        } else {
+            host.split(':').next().unwrap_or(host)
+        };
+        trusted = trusted.with(&format!("{bare},*.{bare}"));
+    }
+    trusted
+}
+
+/// The compiler's loader: files from disk, registry modules from the cache, and the outcome of this run's
+/// failed restores (BCP192, or BCP446 for an untrusted registry).
 pub struct CacheLoader<'c> {
     pub cache: &'c ModuleCache,
-    pub failures: HashMap<ArtifactReference, String>,
+    pub failures: HashMap<ArtifactReference, Restored>,
 }
 
 impl FileLoader for CacheLoader<'_> {
@@ -636,8 +665,8 @@ impl FileLoader for CacheLoader<'_> {
     }
 
     fn registry_module(&self, reference: &ArtifactReference) -> Restored {
-        if let Some(message) = self.failures.get(reference) {
-            return Restored::Failed(message.clone());
+        if let Some(failure) = self.failures.get(reference) {
+            return failure.clone();
         }
         match self.cache.lookup(reference) {
             Some(path) => Restored::Template(path),

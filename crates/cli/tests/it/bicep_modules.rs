@@ -427,14 +427,26 @@ async fn scenario(backend: berth_db::Backend) {
         .join(host.replace(':', "$"))
         .join("myacr$modules$storage/v1$")
         .exists());
-    // Nobody logged in: an anonymous pull, refused; no credentials are sent anywhere.
+    // Nobody logged in: berth's registry is not one the real Bicep trusts (BCP446) until BICEP_TRUSTED_REGISTRIES
+    // names it; then an anonymous pull, refused, and no credentials are sent anywhere.
     let anonymous = tempfile::tempdir().unwrap();
-    let ca_env = [("REQUESTS_CA_BUNDLE", Some(harness.server.ca_pem_path.as_path()))];
-    let nobody =
-        run_berth_with_env(anonymous.path(), &["bicep", "build", &main, "--stdout"], &ca_env).await;
+    let ca = harness.server.ca_pem_path.clone();
+    let untrusted = [("REQUESTS_CA_BUNDLE", Some(ca.as_path()))];
+    let build = ["bicep", "build", main.as_str(), "--stdout", "--diagnostics-format", "brief"];
+    let blocked = run_berth_with_env(anonymous.path(), &build, &untrusted).await;
+    assert_eq!(blocked.code, 1, "{blocked}");
+    assert!(
+        blocked.stderr.contains(&format!("Error BCP446: Restore from registry \"{host}\" is blocked because it is not in the trusted registries list. See https://aka.ms/bicep/registry-trust for details.")),
+        "{blocked}"
+    );
+    let trusted = [
+        ("REQUESTS_CA_BUNDLE", Some(ca.as_path())),
+        ("BICEP_TRUSTED_REGISTRIES", Some(Path::new("example.org,127.0.0.1"))),
+    ];
+    let nobody = run_berth_with_env(anonymous.path(), &build, &trusted).await;
     assert_eq!(nobody.code, 1, "{nobody}");
     assert!(
-        nobody.stderr.contains(&format!("Unable to restore the artifact with reference \"{target}\": the registry asks for credentials and nobody is logged in; run `berth login`")),
+        nobody.stderr.contains(&format!("Error BCP192: Unable to restore the artifact with reference \"{target}\": the registry asks for credentials and nobody is logged in; run `berth login`")),
         "{nobody}"
     );
     // ... unless the registry allows anonymous pulls.
@@ -442,8 +454,7 @@ async fn scenario(backend: berth_db::Backend) {
         .berth(&["acr", "update", "-n", "myacr", "--anonymous-pull-enabled", "true"])
         .await
         .success();
-    let anonymous_build =
-        run_berth_with_env(anonymous.path(), &["bicep", "build", &main, "--stdout"], &ca_env).await;
+    let anonymous_build = run_berth_with_env(anonymous.path(), &build, &trusted).await;
     assert_eq!(anonymous_build.success().json(), built);
     harness
         .berth(&["acr", "update", "-n", "myacr", "--anonymous-pull-enabled", "false"])
