@@ -281,69 +281,86 @@ fn nearest_config(file: &Path) -> Result<BicepConfig> {
     Ok(BicepConfig::default())
 }
 
-/// The real Bicep's source archive (`SourceArchive`): a tar.gz with `__metadata.json` and the compiled
-/// files under `files/`, paths relative to the directory holding them all; restored modules under
-/// `files/_cache_/` with the artifact they came from.
+/// The real Bicep's source archive (`SourceArchive`): a tar.gz with `__metadata.json` and each compiled file under
+/// `files/<path>`, where `<path>` is relative to the entry point's directory, `<cache>/...` for a restored module
+/// (with the artifact it came from), or `<rootN>/...` for files elsewhere; characters Bicep forbids in archive paths
+/// become `_`.
 fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<u8>> {
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let cached: BTreeMap<PathBuf, String> = compilation
         .artifacts
         .iter()
         .filter_map(|r| cache.lookup(r).map(|path| (path, r.to_string())))
         .collect();
-    let local: Vec<PathBuf> = compilation
+    let entry_dir = compilation
+        .files
+        .first()
+        .and_then(|f| absolute(&f.path).parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    // Directories of files outside the entry point's, each under the first of them that contains it.
+    let mut other_dirs: Vec<PathBuf> = compilation
         .files
         .iter()
-        .filter(|f| !cached.contains_key(&f.path))
-        .map(|f| std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone()))
+        .filter(|f| !cached.contains_key(&f.path) && !absolute(&f.path).starts_with(&entry_dir))
+        .filter_map(|f| absolute(&f.path).parent().map(Path::to_path_buf))
         .collect();
-    let mut root =
-        local.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-    for path in &local {
-        while !path.starts_with(&root) {
-            if !root.pop() {
-                break;
-            }
+    other_dirs.sort();
+    other_dirs.dedup();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for dir in other_dirs {
+        if roots.last().is_none_or(|root| !dir.starts_with(root)) {
+            roots.push(dir);
         }
     }
-    let mut entries = Vec::new();
-    let mut files = Vec::new();
+    let mut entries: Vec<(String, String, &'static str, Option<String>, &str)> = Vec::new();
     for file in &compilation.files {
-        let (relative, kind, artifact) = match cached.get(&file.path) {
+        let path = absolute(&file.path);
+        let (relative, artifact) = match cached.get(&file.path) {
             Some(artifact) => {
                 let inside = file.path.strip_prefix(cache.root()).unwrap_or(&file.path);
-                (format!("<cache>/{}", inside.display()), "armTemplate", Some(artifact.clone()))
+                (format!("<cache>/{}", inside.display()), Some(artifact.clone()))
             }
-            None => {
-                let absolute =
-                    std::path::absolute(&file.path).unwrap_or_else(|_| file.path.clone());
-                let inside = absolute.strip_prefix(&root).unwrap_or(&absolute);
-                let kind = if inside.extension().is_some_and(|e| e.eq_ignore_ascii_case("bicep")) {
-                    "bicep"
-                } else {
-                    "armTemplate"
-                };
-                (inside.display().to_string(), kind, None)
-            }
+            None => match path.strip_prefix(&entry_dir) {
+                Ok(inside) => (inside.display().to_string(), None),
+                Err(_) => {
+                    let (n, root) = roots
+                        .iter()
+                        .enumerate()
+                        .find(|(_, root)| path.starts_with(root))
+                        .map_or((0, Path::new("")), |(i, root)| (i + 1, root.as_path()));
+                    let inside = path.strip_prefix(root).unwrap_or(&path);
+                    (format!("<root{n}>/{}", inside.display()), None)
+                }
+            },
         };
-        let archive_path = format!("files/{}", relative.replace("<cache>", "_cache_"));
-        let mut entry = json!({ "path": relative, "archivePath": archive_path, "kind": kind });
-        if let Some(artifact) = artifact {
-            entry["sourceArtifactId"] = json!(artifact);
-        }
-        entries.push(entry);
-        files.push((archive_path, file.text.clone()));
+        let kind = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("bicep")) {
+            "bicep"
+        } else {
+            "armTemplate"
+        };
+        let archive_path: String = format!("files/{relative}")
+            .chars()
+            .map(|c| if "\"*:<>?\\|&+[]#".contains(c) { '_' } else { c })
+            .collect();
+        entries.push((relative, archive_path, kind, artifact, file.text.as_str()));
     }
-    let entry_point =
-        entries.first().and_then(|e| e["path"].as_str()).unwrap_or_default().to_owned();
-    entries.sort_by(|a, b| {
-        (a["path"].as_str(), a["archivePath"].as_str())
-            .cmp(&(b["path"].as_str(), b["archivePath"].as_str()))
-    });
+    let entry_point = entries.first().map(|e| e.0.clone()).unwrap_or_default();
+    entries.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let source_files: Vec<Value> = entries
+        .iter()
+        .map(|(path, archive_path, kind, artifact, _)| {
+            let mut entry = json!({ "path": path, "archivePath": archive_path, "kind": kind });
+            if let Some(artifact) = artifact {
+                entry["sourceArtifactId"] = json!(artifact);
+            }
+            entry
+        })
+        .collect();
     let metadata = json!({
         "metadataVersion": 1,
         "bicepVersion": berth_bicep::BICEP_VERSION,
         "entryPoint": entry_point,
-        "sourceFiles": entries,
+        "sourceFiles": source_files,
         "documentLinks": {},
     });
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -358,9 +375,9 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
         builder.append_data(&mut header, name, bytes)?;
         Ok(())
     };
-    add("__metadata.json", serde_json::to_string_pretty(&metadata)?.as_bytes())?;
-    for (name, text) in &files {
-        add(name, text.as_bytes())?;
+    add("__metadata.json", serde_json::to_string(&metadata)?.as_bytes())?;
+    for (_, archive_path, _, _, text) in &entries {
+        add(archive_path, text.as_bytes())?;
     }
     Ok(builder.into_inner()?.finish()?)
 }
@@ -413,6 +430,74 @@ fn write_diagnostics(compilation: &Compilation, format: DiagnosticsFormat) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::bicep_registry::Pulled;
+    use berth_bicep::registry::ArtifactReference;
+
+    #[test]
+    fn source_archives_are_laid_out_as_the_real_bicep_lays_them_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let main = write(
+            "app/main.bicep",
+            "module a './lib/a.bicep' = {\n  name: 'a'\n}\nmodule b '../shared/b.json' = {\n  name: 'b'\n}\nmodule c 'br:r.example/mods/c:v1' = {\n  name: 'c'\n}\n",
+        );
+        write("app/lib/a.bicep", "output x string = 'a'\n");
+        write("shared/b.json", "{\"$schema\": \"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#\", \"resources\": []}");
+        let cache = ModuleCache::new(dir.path().join("cache"));
+        let template = br#"{"resources": []}"#.to_vec();
+        let manifest =
+            super::super::bicep_registry::module_manifest(b"{}", &template, None, None, None, "t");
+        let reference = ArtifactReference::parse("br:r.example/mods/c:v1").unwrap();
+        let pulled = Pulled {
+            manifest_digest: berth_oci::Digest::sha256_of(&manifest).to_string(),
+            manifest,
+            template,
+            source: None,
+        };
+        cache.store(&reference, &pulled).unwrap();
+        let loader = CacheLoader { cache: &cache, failures: HashMap::new() };
+        let compilation = berth_bicep::compile_with(&main, &loader);
+        assert!(!compilation.has_errors());
+
+        let archive = source_archive(&compilation, &cache).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice()));
+        let mut names = Vec::new();
+        let mut metadata = Value::Null;
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == "__metadata.json" {
+                metadata = serde_json::from_reader(&mut entry).unwrap();
+            }
+            names.push(name);
+        }
+        assert_eq!(
+            names,
+            [
+                "__metadata.json",
+                "files/_cache_/br/r.example/mods$c/v1$/main.json",
+                "files/_root1_/b.json",
+                "files/lib/a.bicep",
+                "files/main.bicep",
+            ]
+        );
+        assert_eq!(metadata["metadataVersion"], 1);
+        assert_eq!(metadata["entryPoint"], "main.bicep");
+        assert_eq!(
+            metadata["sourceFiles"],
+            json!([
+                {"path": "<cache>/br/r.example/mods$c/v1$/main.json", "archivePath": "files/_cache_/br/r.example/mods$c/v1$/main.json", "kind": "armTemplate", "sourceArtifactId": "br:r.example/mods/c:v1"},
+                {"path": "<root1>/b.json", "archivePath": "files/_root1_/b.json", "kind": "armTemplate"},
+                {"path": "lib/a.bicep", "archivePath": "files/lib/a.bicep", "kind": "bicep"},
+                {"path": "main.bicep", "archivePath": "files/main.bicep", "kind": "bicep"},
+            ])
+        );
+    }
 
     #[test]
     fn output_names_follow_the_real_cli() {
