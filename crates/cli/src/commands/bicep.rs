@@ -22,6 +22,8 @@ use crate::args::{
     BicepBuildArgs, BicepFormatArgs, BicepLintArgs, BicepPublishArgs, BicepRestoreArgs,
     DiagnosticsFormat,
 };
+use crate::profile::{ConfigDir, Profile};
+use crate::session::Session;
 
 pub fn version() -> Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -31,15 +33,38 @@ pub fn version() -> Result<()> {
 
 /// Compiles `path`, first restoring into the module cache the registry modules it references that the
 /// cache does not hold (all of them with `force`), with the profile's credentials. A module whose restore
-/// fails is the real compiler's BCP192 in the result, with the registry's words; nothing is restored when
-/// every module is cached (so it works offline). Without a profile, only anonymous pulls can succeed.
+/// fails is the real compiler's BCP192 in the result, with the registry's words (BCP446 for an untrusted
+/// registry); nothing is restored when every module is cached (so it works offline). Without a profile, only
+/// anonymous pulls can succeed. The one entry point for commands that compile.
 pub(crate) async fn restore_and_compile(
     path: &Path,
     context: &Context<'_>,
     force: bool,
 ) -> Result<Compilation> {
     let cache = ModuleCache::for_config_dir(context.config_dir.path());
-    let mut loader = CacheLoader { cache: &cache, failures: HashMap::new() };
+    let profile = context.config_dir.load_profile()?;
+    restore_then_compile(path, &cache, profile.as_ref(), force).await
+}
+
+/// [`restore_and_compile`] for callers that hold a session (deployments): the session's principal restores, into
+/// the cache of the configuration directory in force (`$BERTH_CONFIG_DIR`, as every command's).
+// Called by `berth deployment ... --template-file x.bicep` (branch `deploy`) once merged.
+#[allow(dead_code)]
+pub(crate) async fn restore_and_compile_for_session(
+    path: &Path,
+    session: &Session,
+) -> Result<Compilation> {
+    let cache = ModuleCache::for_config_dir(ConfigDir::from_env()?.path());
+    restore_then_compile(path, &cache, Some(&session.profile), false).await
+}
+
+async fn restore_then_compile(
+    path: &Path,
+    cache: &ModuleCache,
+    profile: Option<&Profile>,
+    force: bool,
+) -> Result<Compilation> {
+    let mut loader = CacheLoader { cache, failures: HashMap::new() };
     let compilation = berth_bicep::compile_with(path, &loader);
     let wanted: Vec<_> = compilation
         .artifacts
@@ -50,9 +75,8 @@ pub(crate) async fn restore_and_compile(
     if wanted.is_empty() {
         return Ok(compilation);
     }
-    let profile = context.config_dir.load_profile()?;
-    let trusted = trusted_registries(profile.as_ref());
-    let mut registry = RegistryClient::new(profile.as_ref())?;
+    let trusted = trusted_registries(profile);
+    let mut registry = RegistryClient::new(profile)?;
     for reference in wanted {
         if !trusted.allows(&reference.registry) {
             loader.failures.insert(reference, Restored::Blocked);
