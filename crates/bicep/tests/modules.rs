@@ -16,6 +16,7 @@ struct Loader {
     files: HashMap<PathBuf, String>,
     restored: HashMap<String, PathBuf>,
     failed: HashMap<String, String>,
+    blocked: bool,
 }
 
 impl Loader {
@@ -24,6 +25,7 @@ impl Loader {
             files: files.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_owned())).collect(),
             restored: HashMap::new(),
             failed: HashMap::new(),
+            blocked: false,
         }
     }
 
@@ -39,6 +41,9 @@ impl FileLoader for Loader {
 
     fn registry_module(&self, reference: &ArtifactReference) -> Restored {
         let key = reference.to_string();
+        if self.blocked {
+            return Restored::Blocked;
+        }
         if let Some(message) = self.failed.get(&key) {
             return Restored::Failed(message.clone());
         }
@@ -195,6 +200,14 @@ fn a_registry_module_compiles_from_its_restored_template() {
         [format!("BCP192 Unable to restore the artifact with reference \"{reference}\": Service request failed. Status: 401 (Unauthorized) UNAUTHORIZED: authentication required")]
     );
     loader.failed.clear();
+
+    // An untrusted registry: BCP446 in the real words.
+    loader.blocked = true;
+    assert_eq!(
+        errors(&loader.compile("main.bicep")),
+        ["BCP446 Restore from registry \"127.0.0.1:8443\" is blocked because it is not in the trusted registries list. See https://aka.ms/bicep/registry-trust for details."]
+    );
+    loader.blocked = false;
 
     // Restored: the same nested deployment as the local JSON module.
     loader.restored.insert(
