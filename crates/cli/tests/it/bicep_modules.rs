@@ -363,6 +363,17 @@ async fn scenario(backend: berth_db::Backend) {
     let built_aliased =
         consumer.berth(&["bicep", "build", &aliased, "--stdout"]).await.success().json();
     assert_eq!(built_aliased["resources"], built["resources"]);
+    // The cache can live elsewhere (BERTH_BICEP_CACHE_DIR).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let env = [("BERTH_BICEP_CACHE_DIR", Some(elsewhere.path()))];
+    let relocated =
+        run_berth_with_env(consumer.dir.path(), &["bicep", "restore", &main, "--force"], &env)
+            .await;
+    relocated.success();
+    let relocated_dir =
+        elsewhere.path().join("br").join(host.replace(':', "$")).join("myacr$modules$storage/v1$");
+    assert_eq!(std::fs::read(relocated_dir.join("main.json")).unwrap(), layer);
+
     let unknown_tag = write(
         work.path(),
         "v404/main.bicep",
