@@ -412,6 +412,36 @@ async fn scenario(backend: berth_db::Backend) {
         .join(host.replace(':', "$"))
         .join("myacr$modules$fromreal/1.0.0$");
     assert_eq!(std::fs::read(real_dir.join("manifest")).unwrap(), real_manifest);
+    // An ARM template is published as it is.
+    let arm_template = r#"{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "parameters": {"name": {"type": "string"}}, "resources": [], "outputs": {"id": {"type": "string", "value": "[parameters('name')]"}}}"#;
+    let arm_file = write(sources.path(), "plain.json", arm_template);
+    let arm_target = format!("br:{login_server}/modules/plain:1.0");
+    publisher.berth(&["bicep", "publish", &arm_file, "--target", &arm_target]).await.success();
+    let from_arm = write(work.path(), "arm/main.bicep", &caller(&arm_target));
+    let built_from_arm =
+        consumer.berth(&["bicep", "build", &from_arm, "--stdout"]).await.success().json();
+    assert_eq!(
+        built_from_arm["resources"][0]["properties"]["template"],
+        serde_json::from_str::<Value>(arm_template).unwrap()
+    );
+    // Something that is not a Bicep module (an image) is refused in the real Bicep's words.
+    let image_config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    push_image(&harness, &login_server, "modules/image", "v1", &image_config).await;
+    let from_image = write(
+        work.path(),
+        "image/main.bicep",
+        &caller(&format!("br:{login_server}/modules/image:v1")),
+    );
+    let not_a_module = consumer
+        .berth(&["bicep", "build", &from_image, "--stdout", "--diagnostics-format", "brief"])
+        .await;
+    assert_eq!(not_a_module.code, 1, "{not_a_module}");
+    assert!(
+        not_a_module.stderr.contains("Error BCP192: Unable to restore the artifact with reference \"")
+            && not_a_module.stderr.contains(": Did not expect config media type \"application/vnd.oci.image.config.v1+json\". A newer version of Bicep might be required to reference this artifact."),
+        "{not_a_module}"
+    );
+
     // A generic registry client reads what berth published, byte for byte, with the consumer's credentials.
     skopeo_reads(&harness, &consumer, &format!("{login_server}/modules/storage:v1"), &republished)
         .await;
@@ -566,6 +596,59 @@ async fn push_as_real_bicep(
         .unwrap();
     assert_eq!(response.status().as_u16(), 201);
     manifest
+}
+
+/// Pushes a one-layer container image as the bootstrap owner.
+async fn push_image(
+    harness: &Harness,
+    login_server: &str,
+    repository: &str,
+    tag: &str,
+    config: &[u8],
+) {
+    let server = &harness.server;
+    let url = server.url(&format!(
+        "/oauth2/token?service={login_server}&scope=repository:myacr/{repository}:pull,push"
+    ));
+    let response = server
+        .http
+        .get(url)
+        .basic_auth(&server.client_id, Some(&server.client_secret))
+        .send()
+        .await
+        .unwrap();
+    let token: Value = response.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let layer = b"not a template".to_vec();
+    for blob in [config.to_vec(), layer.clone()] {
+        let digest = Digest::sha256_of(&blob).to_string();
+        let response = server
+            .http
+            .post(server.url(&format!("/v2/myacr/{repository}/blobs/uploads/?digest={digest}")))
+            .bearer_auth(&token)
+            .body(blob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::sha256_of(config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": Digest::sha256_of(&layer).to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let response = server
+        .http
+        .put(server.url(&format!("/v2/myacr/{repository}/manifests/{tag}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
 }
 
 /// `skopeo inspect --raw` of `reference` with the principal's credentials equals `expected` (skipped, saying so,
