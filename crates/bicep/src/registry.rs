@@ -334,6 +334,41 @@ fn invalid_clause(alias: Option<&str>, bad: &str) -> String {
     }
 }
 
+/// `host[:port]` as a URI authority: a DNS name or IPv4 address (labels of letters, digits, `-` and `_`), or an
+/// IPv6 address in brackets; so a registry can never name a path such as `..`.
+fn is_authority(registry: &str) -> bool {
+    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
+        let Some((address, after)) = rest.split_once(']') else { return false };
+        if address.is_empty()
+            || !address.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return false;
+        }
+        match after {
+            "" => (None, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match registry.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(registry), None),
+        }
+    };
+    let host_ok = host.is_none_or(|host| {
+        !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 /// `^[a-z0-9]+([._-][a-z0-9]+)*$`
 fn is_namespace_segment(s: &str) -> bool {
     let bytes = s.as_bytes();
@@ -414,7 +449,7 @@ fn parse_oci(unqualified: &str, alias: Option<&str>) -> Result<ArtifactReference
         return Err(invalid());
     }
     let (registry, path) = unqualified.split_once('/').ok_or_else(invalid)?;
-    if registry.is_empty() || registry.contains('@') || path.is_empty() {
+    if !is_authority(registry) || path.is_empty() {
         return Err(invalid());
     }
     if registry.len() > MAX_REGISTRY_LENGTH {
@@ -631,6 +666,26 @@ mod tests {
         assert_eq!(e.message, "The specified OCI artifact reference \"br:example.azurecr.io\" is not valid. Specify a reference in the format of \"br:<artifact-uri>:<tag>\", or \"br/<module-alias>:<module-name-or-path>:<tag>\".");
         assert_eq!(error("br:").code, "BCP193");
         assert_eq!(error("br:/x:v1").code, "BCP193");
+        for bad in [
+            "br:../x:v1",
+            "br:./x:v1",
+            "br:a..b/x:v1",
+            "br:user@r.io/x:v1",
+            "br:r.io:port/x:v1",
+            "br:[zz]/x:v1",
+            "br:r.io:/x:v1",
+        ] {
+            assert_eq!(error(bad).code, "BCP193", "{bad}");
+        }
+        for good in [
+            "br:localhost:5000/x:v1",
+            "br:[::1]:5000/x:v1",
+            "br:[::1]/x:v1",
+            "br:127.0.0.1/x:v1",
+            "br:my_reg.example/x:v1",
+        ] {
+            assert!(matches!(parse(good), Ok(ModuleSource::Registry(_))), "{good}");
+        }
 
         let e = error("br:example.azurecr.io/Foo/bar:v1");
         assert_eq!(e.code, "BCP195");
