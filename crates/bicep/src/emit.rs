@@ -1176,6 +1176,25 @@ impl<'a> Emitter<'_, 'a> {
         result
     }
 
+    /// Runs `f` with a module loop's item and index bound to element `index` of the loop.
+    fn with_module_index<T>(&mut self, m: usize, index: Arm, f: impl FnOnce(&mut Self) -> T) -> T {
+        let Some(for_loop) = self.model.modules[m].for_loop else { return f(self) };
+        let array = self.lower(&for_loop.iterable).into_arm();
+        let before = self.locals.len();
+        if let Some(item) = &for_loop.item {
+            self.locals.push((
+                item.name.clone(),
+                Local::Item(array.with_access(Access::Index(index.clone()))),
+            ));
+        }
+        if let Some(i) = &for_loop.index {
+            self.locals.push((i.name.clone(), Local::Index(index)));
+        }
+        let result = f(self);
+        self.locals.truncate(before);
+        result
+    }
+
     fn lower_property(&mut self, base: &Expr, name: &str, safe: bool) -> Val {
         let model = self.model;
         // Resource properties: `res.x` or `res[i].x`.
@@ -1210,17 +1229,36 @@ impl<'a> Emitter<'_, 'a> {
                 None => run(self),
             };
         }
-        // Module outputs: `mod.outputs.x` → `reference(<deployment id>, api).outputs.x.value`.
+        // Module outputs: `mod.outputs.x` (or `mod[i].outputs.x` of a module loop) →
+        // `reference(<deployment id>, api).outputs.x.value`.
         if let ExprKind::Property { base: inner, name: outputs, .. } = &base.unparen().kind {
             if outputs.name == "outputs" {
-                if let Some(m) = self.module_symbol(inner) {
-                    let id = self.module_id(m);
-                    return Val::Expr(
-                        call("reference", vec![id, s(NESTED_DEPLOYMENT_API_VERSION)])
-                            .prop("outputs")
-                            .prop(name)
-                            .prop("value"),
-                    );
+                let (module, index) = match &inner.unparen().kind {
+                    ExprKind::Index { base: collection, index, .. } => {
+                        match self.module_symbol(collection) {
+                            Some(m) if self.model.modules[m].for_loop.is_some() => {
+                                (Some(m), Some(index))
+                            }
+                            _ => (None, None),
+                        }
+                    }
+                    _ => (self.module_symbol(inner), None),
+                };
+                if let Some(m) = module {
+                    let index = index.map(|i| self.lower(i).into_arm());
+                    let run = |this: &mut Self| {
+                        let id = this.module_id(m);
+                        Val::Expr(
+                            call("reference", vec![id, s(NESTED_DEPLOYMENT_API_VERSION)])
+                                .prop("outputs")
+                                .prop(name)
+                                .prop("value"),
+                        )
+                    };
+                    return match index {
+                        Some(index) => self.with_module_index(m, index, run),
+                        None => run(self),
+                    };
                 }
             }
         }

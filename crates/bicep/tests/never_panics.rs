@@ -182,3 +182,78 @@ fn formatting_the_samples_keeps_their_templates() {
         check_format(sample);
     }
 }
+
+/// Pieces of module references and configuration files.
+fn reference_fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("br:".to_owned()),
+        Just("br/".to_owned()),
+        Just("ts:".to_owned()),
+        Just("public".to_owned()),
+        Just("corp".to_owned()),
+        Just("127.0.0.1:5000".to_owned()),
+        Just("[::1]".to_owned()),
+        Just("/".to_owned()),
+        Just(":".to_owned()),
+        Just("@".to_owned()),
+        Just("sha256:".to_owned()),
+        Just("%".to_owned()),
+        Just("%4".to_owned()),
+        "[a-z0-9._-]{1,8}".prop_map(|s| s),
+        "[0-9a-f]{64}".prop_map(|s| s),
+        any::<char>().prop_map(|c| c.to_string()),
+    ]
+}
+
+fn config_fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("{".to_owned()),
+        Just("}".to_owned()),
+        Just("\"moduleAliases\":".to_owned()),
+        Just("\"br\":".to_owned()),
+        Just("\"corp\":".to_owned()),
+        Just("\"registry\":".to_owned()),
+        Just("\"modulePath\":".to_owned()),
+        Just("\"r.io\"".to_owned()),
+        Just(",".to_owned()),
+        Just("//".to_owned()),
+        Just("/*".to_owned()),
+        Just("*/".to_owned()),
+        Just("\n".to_owned()),
+        Just("\"\\".to_owned()),
+        any::<char>().prop_map(|c| c.to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Any module path and any bicepconfig.json: a verdict, never a panic; a valid reference prints back to
+    /// itself, and `br/<alias>:` resolves to the `br:` form the real compiler shows.
+    #[test]
+    fn module_references_and_configurations(
+        reference in prop::collection::vec(reference_fragment(), 0..12).prop_map(|p| p.concat()),
+        config in prop::collection::vec(config_fragment(), 0..30).prop_map(|p| p.concat()),
+    ) {
+        use berth_bicep::registry::{parse_module_source, ArtifactReference, BicepConfig, ModuleSource};
+        let configs = [
+            BicepConfig::default(),
+            BicepConfig::parse(&config, std::path::Path::new("/bicepconfig.json")).unwrap_or_default(),
+        ];
+        for config in &configs {
+            if let Ok(ModuleSource::Registry(r)) = parse_module_source(&reference, config) {
+                prop_assert_eq!(ArtifactReference::parse(&r.to_string()), Ok(r));
+            }
+        }
+        // The compiler reports what it cannot use at the module's path.
+        let source = format!("module m '{}' = {{\n  name: 'm'\n}}\n", reference.replace(['\'', '\\', '$'], ""));
+        let loader: HashMap<PathBuf, String> = [
+            (PathBuf::from("/w/main.bicep"), source),
+            (PathBuf::from("/w/bicepconfig.json"), config.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let compilation = berth_bicep::compile_with(&PathBuf::from("/w/main.bicep"), &loader);
+        let _ = compilation.template_text();
+    }
+}

@@ -81,7 +81,6 @@ impl ConfigDir {
         ConfigDir { path: path.into() }
     }
 
-    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -57,6 +57,21 @@ impl Response {
     }
 }
 
+/// A raw answer of the registry data plane: status, headers and the body's bytes as they came.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A header as text, when present and printable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
 /// An access token from the identity provider, with its absolute expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -291,6 +306,39 @@ impl Client {
             request = request.header(CONTENT_TYPE, "application/json").body(logged_body.clone());
         }
         self.execute(&method, &url, request, &logged_body).await
+    }
+
+    /// Sends `body` as bytes with `headers` (which replace the JSON `Accept`) and returns the answer
+    /// whatever its status, body untouched: for manifests and blobs, whose bytes are their digest.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<RawResponse, Error> {
+        let url = self.url(path)?;
+        let mut all = self.common_headers();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(*name), HeaderValue::try_from(*value))
+            {
+                all.insert(name, value);
+            }
+        }
+        let mut request = self.http.request(method.clone(), url.clone()).headers(all);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let transport = |source| Error::Transport { url: url.to_string(), source };
+        let request = request.build().map_err(transport)?;
+        log_request(&method, &url, request.headers(), b"");
+        let response = self.http.execute(request).await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(transport)?;
+        log_response(status, &headers, if status < 400 { b"" } else { &bytes });
+        Ok(RawResponse { status, headers, body: bytes.to_vec() })
     }
 
     /// Sends a request; error answers become [`Error`]s, success answers are returned as they are

@@ -24,6 +24,61 @@ pub enum BicepCommand {
     Lint(BicepLintArgs),
     /// Lay out a .bicep file (indentation, spacing, blank lines); rewrites the file unless told otherwise.
     Format(BicepFormatArgs),
+    /// Restore the registry modules (`br:`) a .bicep file references into the local module cache.
+    Restore(BicepRestoreArgs),
+    /// Publish a .bicep file (compiled) or an ARM template to a registry as a Bicep module.
+    Publish(BicepPublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BicepRestoreArgs {
+    /// The .bicep file whose modules to restore.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Restore again even when the cache holds the module.
+    #[arg(long)]
+    pub force: bool,
+    /// How diagnostics are written to stderr.
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Default)]
+    pub diagnostics_format: DiagnosticsFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BicepPublishArgs {
+    /// The .bicep file (or ARM template .json) to publish (as the real CLI takes it).
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "file_option",
+        conflicts_with = "file_option"
+    )]
+    pub file: Option<PathBuf>,
+    /// The file to publish (as `az bicep publish` takes it).
+    #[arg(long = "file", short = 'f', value_name = "FILE", id = "file_option")]
+    pub file_option: Option<PathBuf>,
+    /// The module reference: `br:<login server>/<repository>:<tag>` or `br/<alias>:<path>:<tag>`.
+    #[arg(long, short = 't', value_name = "REFERENCE")]
+    pub target: String,
+    /// Module documentation URI (the `org.opencontainers.image.documentation` annotation).
+    #[arg(long, value_name = "URI")]
+    pub documentation_uri: Option<String>,
+    /// Overwrite an existing module with the same tag.
+    #[arg(long)]
+    pub force: bool,
+    /// Publish the Bicep sources with the module (a `source.v1.tar+gzip` layer).
+    #[arg(long)]
+    pub with_source: bool,
+    /// Do not restore the modules of FILE first.
+    #[arg(long)]
+    pub no_restore: bool,
+    /// How diagnostics are written to stderr.
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Default)]
+    pub diagnostics_format: DiagnosticsFormat,
+}
+
+impl BicepPublishArgs {
+    pub fn path(&self) -> &std::path::Path {
+        self.file.as_deref().or(self.file_option.as_deref()).unwrap_or(std::path::Path::new(""))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -56,7 +111,7 @@ pub struct BicepBuildArgs {
     /// How diagnostics are written to stderr.
     #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Default)]
     pub diagnostics_format: DiagnosticsFormat,
-    /// Accepted for compatibility: berth restores nothing (registry modules are not supported yet).
+    /// Compile with the module cache as it is: registry modules not restored yet are errors (BCP190).
     #[arg(long)]
     pub no_restore: bool,
 }
@@ -69,6 +124,9 @@ pub struct BicepLintArgs {
     /// How diagnostics are written to stderr.
     #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Default)]
     pub diagnostics_format: DiagnosticsFormat,
+    /// Lint with the module cache as it is (registry modules not restored yet are errors).
+    #[arg(long)]
+    pub no_restore: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

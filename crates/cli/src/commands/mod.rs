@@ -6,6 +6,7 @@ mod acr;
 mod acr_data;
 mod ad;
 mod bicep;
+mod bicep_registry;
 mod group;
 mod identity;
 mod role;
@@ -148,12 +149,14 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
             }
         },
         Command::Bicep(BicepArgs { version, command }) => match command {
-            Some(BicepCommand::Build(args)) => bicep::build(args).map(|()| None),
-            Some(BicepCommand::Lint(args)) => bicep::lint(args).map(|()| None),
+            Some(BicepCommand::Build(args)) => bicep::build(args, context).await.map(|()| None),
+            Some(BicepCommand::Lint(args)) => bicep::lint(args, context).await.map(|()| None),
             Some(BicepCommand::Format(args)) => bicep::format(args).map(|()| None),
+            Some(BicepCommand::Restore(args)) => bicep::restore(args, context).await.map(|()| None),
+            Some(BicepCommand::Publish(args)) => bicep::publish(args, context).await,
             None if version => bicep::version().map(|()| None),
             None => Err(UsageError(
-                "the following arguments are required: build|lint (or --version)".to_owned(),
+                "the following arguments are required: build|lint|format|restore|publish (or --version)".to_owned(),
             )
             .into()),
         },

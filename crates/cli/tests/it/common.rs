@@ -55,6 +55,13 @@ impl Harness {
         Harness { server, config_dir }
     }
 
+    /// A harness on the given storage backend.
+    pub async fn start_on(backend: berth_db::Backend) -> Harness {
+        let server = TestServer::start_on(backend).await.expect("server starts");
+        let config_dir = tempfile::tempdir().expect("config dir");
+        Harness { server, config_dir }
+    }
+
     /// A harness whose server config `configure` adjusts first (e.g. garbage collection's grace period).
     pub async fn start_with(
         configure: impl Fn(&mut berth_server::Config) + Send + Sync + 'static,

@@ -8,6 +8,7 @@ mod acr;
 mod acr_data;
 mod ad;
 mod bicep;
+mod bicep_modules;
 mod crash;
 mod errors;
 mod group;

@@ -1,0 +1,2 @@
+param ipv4 string
+output ipv4 string = ipv4

@@ -1,0 +1,2 @@
+param ipv6 string
+output ipv6 string = ipv6

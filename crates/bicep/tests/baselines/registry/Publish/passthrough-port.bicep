@@ -1,0 +1,4 @@
+param port string
+output port string = port
+
+metadata description = 'passthrough port description'
