@@ -68,6 +68,21 @@ pub fn format(args: BicepFormatArgs) -> Result<()> {
     Ok(())
 }
 
+/// Compiles a `.bicep` file for `berth deployment ...`: the ARM template, or an error after the diagnostics were
+/// written to stderr. (The session will give registry modules the caller's credentials.)
+pub(crate) fn compile_for_deployment(
+    path: &Path,
+    session: &crate::session::Session,
+) -> Result<Value> {
+    let _ = session;
+    let compilation = berth_bicep::compile_path(path);
+    write_diagnostics(&compilation, DiagnosticsFormat::Default)?;
+    let Some(text) = compilation.template_text() else {
+        anyhow::bail!("{}", failure_summary(&compilation));
+    };
+    serde_json::from_str(&text).context("the compiled template is not JSON")
+}
+
 fn failure_summary(compilation: &Compilation) -> String {
     let errors = compilation.diagnostics().filter(|(_, d)| d.level == Level::Error).count();
     let files = compilation.files.first().map(|f| f.path.display().to_string()).unwrap_or_default();

@@ -6,6 +6,7 @@ mod acr;
 mod acr_data;
 mod ad;
 mod bicep;
+mod deployment;
 mod group;
 mod identity;
 mod role;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, AppserviceCommand, BicepArgs, BicepCommand, Command, ContainerCommand,
+    DeploymentCommand, DeploymentGroupCommand,
     FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand, IdentityEndpointCommand,
     PlanCommand, RoleAssignmentCommand, RoleAuditCommand, RoleCommand, RoleDefinitionCommand,
     SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
@@ -156,6 +158,18 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                 "the following arguments are required: build|lint (or --version)".to_owned(),
             )
             .into()),
+        },
+        Command::Deployment { command: DeploymentCommand::Group { command } } => match command {
+            DeploymentGroupCommand::Create(args) => deployment::create(args, context).await,
+            DeploymentGroupCommand::Validate(args) => {
+                deployment::validate(args, context).await.map(Some)
+            }
+            DeploymentGroupCommand::WhatIf(args) => deployment::what_if(args, context).await,
+            DeploymentGroupCommand::Show(args) => deployment::show(args, context).await.map(Some),
+            DeploymentGroupCommand::List(args) => deployment::list(args, context).await.map(Some),
+            DeploymentGroupCommand::Delete(args) => {
+                deployment::delete(args, context).await.map(|()| None)
+            }
         },
         Command::Identity { command } => match command {
             IdentityCommand::Create(args) => identity::create(args, context).await.map(Some),
