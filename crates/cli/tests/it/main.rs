@@ -9,6 +9,7 @@ mod acr_data;
 mod ad;
 mod bicep;
 mod crash;
+mod deployment;
 mod errors;
 mod group;
 mod identity;

@@ -592,7 +592,7 @@ fn nested_request(plan: &Plan, index: usize, body: &Value) -> Result<Value, Stri
     let mut request = json!({
         "properties": {
             "mode": nested.mode.as_str(),
-            "template": nested.template.raw,
+            "template": nested.template.raw.clone(),
             "parameters": Value::Object(nested.parameters.0.clone()),
         }
     });
@@ -612,13 +612,14 @@ async fn delete_unnamed(run: &Run, group: &ResourceId, plan: &Plan, deployed: &[
         .map(|id| id.to_ascii_lowercase())
         .collect();
     let subscription = group.subscription_id().unwrap_or_default().to_string();
-    let records = match run.dispatcher.db().list_resources(&subscription, Some(&group.key()), None).await {
+    let records = match run.dispatcher.db().list_resources(&subscription, Some(group.key().as_str()), None).await {
         Ok(r) => r,
         Err(e) => return vec![json!({"code": "InternalServerError", "message": format!("listing the group: {e}")})],
     };
     let mut errors = Vec::new();
     for record in records {
-        if keep.contains(&record.id.to_ascii_lowercase()) {
+        // Only top-level resources: child resources go with their parents.
+        if keep.contains(&record.id.to_ascii_lowercase()) || record.type_key.matches('/').count() != 1 {
             continue;
         }
         let started = Instant::now();

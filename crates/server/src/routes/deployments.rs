@@ -7,7 +7,6 @@
 //! handlers and authorization as a direct call decide each resource.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -523,9 +522,11 @@ async fn what_if(
         let named: HashSet<String> =
             changes.iter().map(|c| c.resource_id.to_ascii_lowercase()).collect();
         for record in
-            ctx.state.db.list_resources(&ctx.subscription.id, Some(&group.key()), None).await?
+            ctx.state.db.list_resources(&ctx.subscription.id, Some(group.key().as_str()), None).await?
         {
-            if named.contains(&record.id.to_ascii_lowercase()) {
+            if named.contains(&record.id.to_ascii_lowercase())
+                || record.type_key.matches('/').count() != 1
+            {
                 continue;
             }
             value.push(match prepared.mode {
