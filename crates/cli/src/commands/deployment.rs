@@ -64,30 +64,6 @@ fn deployment_name(args: &DeploymentTemplateArgs) -> Result<String> {
 /// are read as JSON), `@file` (a parameters file or a plain `{"name": {"value": ...}}` object) or inline JSON.
 pub fn parse_parameters(items: &[String], template: &Value) -> Result<Map<String, Value>> {
     let mut out = Map::new();
-    let mut merge = |value: Value, origin: &str| -> Result<()> {
-        let map = match value {
-            Value::Object(map) => map,
-            _ => anyhow::bail!("{origin}: parameters must be a JSON object"),
-        };
-        let map = match map.get("parameters") {
-            Some(Value::Object(inner))
-                if map.contains_key("$schema") || map.contains_key("contentVersion") =>
-            {
-                inner.clone()
-            }
-            _ => map,
-        };
-        for (name, entry) in map {
-            let entry = match entry {
-                Value::Object(e) if e.contains_key("value") || e.contains_key("reference") => {
-                    Value::Object(e)
-                }
-                other => json!({ "value": other }),
-            };
-            out.insert(name, entry);
-        }
-        Ok(())
-    };
     for item in items {
         if let Some(file) = item.strip_prefix('@') {
             if file.ends_with(".bicepparam") {
@@ -96,11 +72,11 @@ pub fn parse_parameters(items: &[String], template: &Value) -> Result<Map<String
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
             let (value, _) = berth_template::parse_lenient(&text)
                 .map_err(|e| anyhow::anyhow!("{file}: not JSON: {e}"))?;
-            merge(value, file)?;
+            merge(&mut out, value, file)?;
         } else if item.trim_start().starts_with('{') {
             let (value, _) = berth_template::parse_lenient(item)
                 .map_err(|e| anyhow::anyhow!("--parameters: not JSON: {e}"))?;
-            merge(value, "--parameters")?;
+            merge(&mut out, value, "--parameters")?;
         } else {
             let (name, text) = item.split_once('=').with_context(|| {
                 format!("--parameters '{item}': expected KEY=VALUE, @FILE or a JSON object")
@@ -122,6 +98,32 @@ pub fn parse_parameters(items: &[String], template: &Value) -> Result<Map<String
         }
     }
     Ok(out)
+}
+
+/// Adds a parameters object (a parameters file's `parameters`, or `{"name": {"value": ...}}`, or plain values).
+fn merge(out: &mut Map<String, Value>, value: Value, origin: &str) -> Result<()> {
+    let map = match value {
+        Value::Object(map) => map,
+        _ => anyhow::bail!("{origin}: parameters must be a JSON object"),
+    };
+    let map = match map.get("parameters") {
+        Some(Value::Object(inner))
+            if map.contains_key("$schema") || map.contains_key("contentVersion") =>
+        {
+            inner.clone()
+        }
+        _ => map,
+    };
+    for (name, entry) in map {
+        let entry = match entry {
+            Value::Object(e) if e.contains_key("value") || e.contains_key("reference") => {
+                Value::Object(e)
+            }
+            other => json!({ "value": other }),
+        };
+        out.insert(name, entry);
+    }
+    Ok(())
 }
 
 fn request_body(args: &DeploymentTemplateArgs, session: &Session) -> Result<Value> {
@@ -384,10 +386,12 @@ pub fn render_what_if(result: &Value, color: bool) -> String {
     let changes: Vec<&Value> =
         result["properties"]["changes"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
     let order = ["Create", "Delete", "Deploy", "Modify", "NoChange", "Ignore"];
-    let legend_name = |c: &str| match c {
-        "NoChange" => "Nochange",
-        other => other,
-    };
+    fn legend_name(c: &str) -> &str {
+        match c {
+            "NoChange" => "Nochange",
+            other => other,
+        }
+    }
     let mut out = String::new();
     out.push_str("Note: The result may contain false positive predictions (noise).\n\n");
     out.push_str("Resource and property changes are indicated with these symbols:\n");
