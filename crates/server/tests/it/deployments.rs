@@ -478,7 +478,7 @@ async fn a_run_whose_node_died_ends_failed_and_can_be_redeployed() {
         assert_eq!(status, 200);
         assert_eq!(d["properties"]["provisioningState"], "Failed", "{d}");
         assert_eq!(d["properties"]["error"]["code"], "DeploymentInterrupted", "{d}");
-        let (_, d) = deploy(&ts, &owner, "rg1", "orphan", request(template(json!([identity_resource("x1")]), json!({})), json!({}))).await;
+        let (_, d) = deploy(&ts, &owner, "rg1", "orphan", request(template(json!([identity_resource("after-crash")]), json!({})), json!({}))).await;
         assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d}");
         db.close().await;
     })
