@@ -152,7 +152,8 @@ impl Db {
             .unwrap_or_else(|| record.created_at.clone());
         // An existing deployment keeps the name's casing from its creation.
         let id = existing.as_ref().map(|old| old.id.clone()).unwrap_or_else(|| record.id.clone());
-        let name = existing.as_ref().map(|old| old.name.clone()).unwrap_or_else(|| record.name.clone());
+        let name =
+            existing.as_ref().map(|old| old.name.clone()).unwrap_or_else(|| record.name.clone());
         let inserted = sqlx::query(
             "INSERT INTO deployments (key, id, scope_key, group_key, subscription_id, name, location, template_hash, \
              template, parameters, mode, state, outputs, output_resources, error, correlation_id, created_at, \

@@ -14,7 +14,13 @@ use serde_json::{json, Value};
 const API: &str = "api-version=2025-04-01";
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 
-async fn call(ts: &TestServer, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+async fn call(
+    ts: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
     let mut request = ts.http.request(method, ts.url(path)).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
@@ -30,7 +36,8 @@ async fn call(ts: &TestServer, method: reqwest::Method, path: &str, token: &str,
 async fn deploy_once(ts: &TestServer, token: &str, main: &Path, parameters: &Value) -> Duration {
     let started = Instant::now();
     let compilation = berth_bicep::compile_path(main);
-    let template: Value = serde_json::from_str(&compilation.template_text().expect("compiles")).unwrap();
+    let template: Value =
+        serde_json::from_str(&compilation.template_text().expect("compiles")).unwrap();
     let path = format!(
         "/subscriptions/{}/resourcegroups/bench/providers/Microsoft.Resources/deployments/main?{API}",
         ts.subscription_id
@@ -48,7 +55,8 @@ async fn deploy_once(ts: &TestServer, token: &str, main: &Path, parameters: &Val
 }
 
 fn main() {
-    let runs: usize = std::env::var("BERTH_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(10);
+    let runs: usize =
+        std::env::var("BERTH_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(10);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let ts = TestServer::start_on(Backend::Sqlite).await.expect("server starts");

@@ -11,10 +11,10 @@ use berth_client::{encode_path_segment, Method};
 use serde_json::{json, Map, Value};
 
 use super::Context;
-use crate::arm::{add_resource_group, list_all, with_api_version};
 use crate::args::{
     DeploymentListArgs, DeploymentNameArgs, DeploymentTemplateArgs, DeploymentWhatIfArgs,
 };
+use crate::arm::{add_resource_group, list_all, with_api_version};
 use crate::session::Session;
 
 pub const DEPLOYMENTS_API: &str = "2025-04-01";
@@ -67,7 +67,9 @@ pub fn parse_parameters(items: &[String], template: &Value) -> Result<Map<String
     for item in items {
         if let Some(file) = item.strip_prefix('@') {
             if file.ends_with(".bicepparam") {
-                anyhow::bail!("{file}: .bicepparam files are not supported yet; use a JSON parameters file");
+                anyhow::bail!(
+                    "{file}: .bicepparam files are not supported yet; use a JSON parameters file"
+                );
             }
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
             let (value, _) = berth_template::parse_lenient(&text)
@@ -147,7 +149,11 @@ struct Progress {
 
 impl Progress {
     fn new(enabled: bool) -> Progress {
-        Progress { started: Instant::now(), tty: enabled && std::io::stderr().is_terminal(), frame: 0 }
+        Progress {
+            started: Instant::now(),
+            tty: enabled && std::io::stderr().is_terminal(),
+            frame: 0,
+        }
     }
 
     fn tick(&mut self, state: &str) {
@@ -196,13 +202,17 @@ pub async fn create(args: DeploymentTemplateArgs, context: &Context<'_>) -> Resu
     let begun = Instant::now();
     let mut deployment = started.body;
     loop {
-        let state = deployment["properties"]["provisioningState"].as_str().unwrap_or_default().to_string();
+        let state =
+            deployment["properties"]["provisioningState"].as_str().unwrap_or_default().to_string();
         if is_terminal_state(&state) {
             break;
         }
         if begun.elapsed() > MAX_WAIT {
             progress.clear();
-            anyhow::bail!("the deployment '{name}' is still {state} after {} s", MAX_WAIT.as_secs());
+            anyhow::bail!(
+                "the deployment '{name}' is still {state} after {} s",
+                MAX_WAIT.as_secs()
+            );
         }
         progress.tick(&format!("Running deployment '{name}': {state}"));
         tokio::time::sleep(POLL).await;
@@ -268,19 +278,15 @@ pub async fn what_if(args: DeploymentWhatIfArgs, context: &Context<'_>) -> Resul
     let name = deployment_name(&args.template)?;
     let body = request_body(&args.template, &session)?;
     let path = with_api_version(
-        &format!(
-            "{}/whatIf",
-            deployment_path(&subscription, &args.template.resource_group, &name)
-        ),
+        &format!("{}/whatIf", deployment_path(&subscription, &args.template.resource_group, &name)),
         DEPLOYMENTS_API,
     );
     let value = session.client.post(&path, &body).await?;
     if args.no_pretty_print {
         return Ok(Some(value));
     }
-    let color = !args.no_color
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        !args.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(render_what_if(&value, color).as_bytes())?;
     stdout.flush()?;
@@ -416,7 +422,9 @@ pub fn render_what_if(result: &Value, color: bool) -> String {
         let mut in_scope: Vec<&&Value> = changes
             .iter()
             .filter(|c| {
-                split_scope(c["resourceId"].as_str().unwrap_or_default()).0.eq_ignore_ascii_case(scope)
+                split_scope(c["resourceId"].as_str().unwrap_or_default())
+                    .0
+                    .eq_ignore_ascii_case(scope)
             })
             .collect();
         in_scope.sort_by_key(|c| {
@@ -446,8 +454,14 @@ pub fn render_what_if(result: &Value, color: bool) -> String {
                     for delta in change["delta"].as_array().into_iter().flatten() {
                         let path = delta["path"].as_str().unwrap_or_default();
                         let line = match delta["propertyChangeType"].as_str().unwrap_or_default() {
-                            "Create" => paint("Create", &format!("    + {path}: {}", short(&delta["after"]))),
-                            "Delete" => paint("Delete", &format!("    - {path}: {}", short(&delta["before"]))),
+                            "Create" => paint(
+                                "Create",
+                                &format!("    + {path}: {}", short(&delta["after"])),
+                            ),
+                            "Delete" => paint(
+                                "Delete",
+                                &format!("    - {path}: {}", short(&delta["before"])),
+                            ),
                             _ => paint(
                                 "Modify",
                                 &format!(
@@ -495,14 +509,20 @@ mod tests {
     #[test]
     fn key_value_parameters_take_the_templates_types() {
         let template = json!({"parameters": {"name": {"type": "string"}, "count": {"type": "int"}, "on": {"type": "bool"}}});
-        let items = vec!["name=42".to_string(), "count=3".into(), "on=true".into(), "extra={\"a\":1}".into()];
+        let items = vec![
+            "name=42".to_string(),
+            "count=3".into(),
+            "on=true".into(),
+            "extra={\"a\":1}".into(),
+        ];
         let p = parse_parameters(&items, &template).unwrap();
         assert_eq!(p["name"], json!({"value": "42"}));
         assert_eq!(p["count"], json!({"value": 3}));
         assert_eq!(p["on"], json!({"value": true}));
         assert_eq!(p["extra"], json!({"value": "{\"a\":1}"}));
         assert!(parse_parameters(&["novalue".to_string()], &template).is_err());
-        let inline = parse_parameters(&["{\"count\": {\"value\": 5}}".to_string()], &template).unwrap();
+        let inline =
+            parse_parameters(&["{\"count\": {\"value\": 5}}".to_string()], &template).unwrap();
         assert_eq!(inline["count"], json!({"value": 5}));
     }
 
@@ -518,10 +538,18 @@ mod tests {
         let text = render_what_if(&result, false);
         assert!(text.contains("Resource and property changes are indicated with these symbols:\n  + Create\n  ~ Modify\n  * Ignore\n"), "{text}");
         assert!(text.contains("Scope: /subscriptions/s/resourceGroups/rg\n"), "{text}");
-        assert!(text.contains("  + Microsoft.ManagedIdentity/userAssignedIdentities/id2 [2018-11-30]\n"), "{text}");
+        assert!(
+            text.contains(
+                "  + Microsoft.ManagedIdentity/userAssignedIdentities/id2 [2018-11-30]\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("      location: \"westeurope\"\n"), "{text}");
         assert!(text.contains("    ~ tags.env: \"dev\" => \"prod\"\n"), "{text}");
-        assert!(text.contains("Resource changes: 1 to create, 1 to modify, 1 to ignore.\n"), "{text}");
+        assert!(
+            text.contains("Resource changes: 1 to create, 1 to modify, 1 to ignore.\n"),
+            "{text}"
+        );
         assert!(!text.contains('\x1b'));
         assert!(render_what_if(&result, true).contains("\x1b[32m+\x1b[0m"));
     }

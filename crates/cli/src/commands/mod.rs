@@ -22,10 +22,10 @@ use serde_json::Value;
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, AppserviceCommand, BicepArgs, BicepCommand, Command, ContainerCommand,
-    DeploymentCommand, DeploymentGroupCommand,
-    FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand, IdentityEndpointCommand,
-    PlanCommand, RoleAssignmentCommand, RoleAuditCommand, RoleCommand, RoleDefinitionCommand,
-    SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
+    DeploymentCommand, DeploymentGroupCommand, FederatedCredentialCommand, GlobalArgs,
+    GroupCommand, IdentityCommand, IdentityEndpointCommand, PlanCommand, RoleAssignmentCommand,
+    RoleAuditCommand, RoleCommand, RoleDefinitionCommand, SpCommand, WebappCommand,
+    WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;

@@ -25,7 +25,10 @@ async fn deployment_group_commands_deploy_the_scenario() {
     let sub = harness.server.subscription_id.clone();
     harness.berth(&["group", "create", "-n", "rg1", "-l", "westeurope"]).await.success();
     harness.berth(&["group", "create", "-n", "rg2", "-l", "westeurope"]).await.success();
-    harness.berth(&["acr", "create", "-g", "rg1", "-n", "myacr", "--sku", "Standard"]).await.success();
+    harness
+        .berth(&["acr", "create", "-g", "rg1", "-n", "myacr", "--sku", "Standard"])
+        .await
+        .success();
     let corrected = arg(&scenario("corrected").join("main.bicep"));
     let params = |identity: &str| -> Vec<String> {
         vec![
@@ -46,17 +49,26 @@ async fn deployment_group_commands_deploy_the_scenario() {
 
     // The printed files are refused by the compiler, before anything is sent.
     let printed = arg(&scenario("printed").join("main.bicep"));
-    let args = with(&["deployment", "group", "create", "-g", "rg2", "--template-file", &printed], "id1");
+    let args =
+        with(&["deployment", "group", "create", "-g", "rg2", "--template-file", &printed], "id1");
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let refused = harness.berth(&argv).await;
     assert_eq!(refused.code, 1, "{refused}");
-    assert!(refused.stderr.contains("error[BCP052]: The type \"outputs\" does not contain property \"principalId\"."), "{refused}");
+    assert!(
+        refused.stderr.contains(
+            "error[BCP052]: The type \"outputs\" does not contain property \"principalId\"."
+        ),
+        "{refused}"
+    );
     assert!(refused.stdout.is_empty(), "{refused}");
     let none = harness.berth(&["deployment", "group", "list", "-g", "rg2"]).await.success();
     assert_eq!(none.json(), serde_json::json!([]));
 
     // The corrected files deploy; the name is the file's stem, as az's.
-    let args = refs(&with(&["deployment", "group", "create", "-g", "rg1", "--template-file", &corrected], "id1"));
+    let args = refs(&with(
+        &["deployment", "group", "create", "-g", "rg1", "--template-file", &corrected],
+        "id1",
+    ));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let created = harness.berth(&argv).await.success();
     let deployment = created.json();
@@ -65,7 +77,18 @@ async fn deployment_group_commands_deploy_the_scenario() {
     assert_eq!(deployment["properties"]["provisioningState"], "Succeeded", "{created}");
     assert!(!created.stderr.contains('\r'), "no spinner without a terminal: {created}");
     let principal = harness
-        .berth(&["identity", "show", "-g", "rg1", "-n", "id1", "--query", "principalId", "-o", "tsv"])
+        .berth(&[
+            "identity",
+            "show",
+            "-g",
+            "rg1",
+            "-n",
+            "id1",
+            "--query",
+            "principalId",
+            "-o",
+            "tsv",
+        ])
         .await
         .success()
         .stdout
@@ -80,14 +103,25 @@ async fn deployment_group_commands_deploy_the_scenario() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|a| a["principalId"] == principal.as_str() && a["roleDefinitionId"].as_str().unwrap().ends_with(ACR_PULL))
+        .filter(|a| {
+            a["principalId"] == principal.as_str()
+                && a["roleDefinitionId"].as_str().unwrap().ends_with(ACR_PULL)
+        })
         .collect();
     assert_eq!(matching.len(), 1, "{assignments}");
-    assert!(matching[0]["scope"].as_str().unwrap().to_ascii_lowercase().ends_with("/registries/myacr"));
+    assert!(matching[0]["scope"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .ends_with("/registries/myacr"));
 
     // show and list.
-    let shown = harness.berth(&["deployment", "group", "show", "-g", "rg1", "-n", "main"]).await.success();
-    assert_eq!(shown.json()["properties"]["correlationId"], deployment["properties"]["correlationId"]);
+    let shown =
+        harness.berth(&["deployment", "group", "show", "-g", "rg1", "-n", "main"]).await.success();
+    assert_eq!(
+        shown.json()["properties"]["correlationId"],
+        deployment["properties"]["correlationId"]
+    );
     let listed = harness
         .berth(&["deployment", "group", "list", "-g", "rg1", "--query", "[].name", "-o", "tsv"])
         .await
@@ -97,21 +131,46 @@ async fn deployment_group_commands_deploy_the_scenario() {
     assert_eq!(names, ["main", "managedIdentityDeployment", "roleAssignmentDeployment"]);
 
     // what-if: no change with the same parameters; a new identity name is exactly one Create.
-    let args = refs(&with(&["deployment", "group", "what-if", "-g", "rg1", "--template-file", &corrected], "id1"));
+    let args = refs(&with(
+        &["deployment", "group", "what-if", "-g", "rg1", "--template-file", &corrected],
+        "id1",
+    ));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let same = harness.berth(&argv).await.success();
     assert!(same.stdout.contains("Resource changes: 2 no change, 1 to ignore."), "{same}");
-    let args = refs(&with(&["deployment", "group", "what-if", "-g", "rg1", "--template-file", &corrected], "id2"));
+    let args = refs(&with(
+        &["deployment", "group", "what-if", "-g", "rg1", "--template-file", &corrected],
+        "id2",
+    ));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let renamed = harness.berth(&argv).await.success();
-    assert!(renamed.stdout.contains("Resource and property changes are indicated with these symbols:\n  + Create\n"), "{renamed}");
-    assert!(renamed.stdout.contains(&format!("Scope: /subscriptions/{sub}/resourceGroups/rg1\n")), "{renamed}");
-    assert!(renamed.stdout.contains("  + Microsoft.ManagedIdentity/userAssignedIdentities/id2 [2018-11-30]\n"), "{renamed}");
-    assert!(renamed.stdout.contains("Resource changes: 1 to create, 1 no change, 2 to ignore."), "{renamed}");
+    assert!(
+        renamed.stdout.contains(
+            "Resource and property changes are indicated with these symbols:\n  + Create\n"
+        ),
+        "{renamed}"
+    );
+    assert!(
+        renamed.stdout.contains(&format!("Scope: /subscriptions/{sub}/resourceGroups/rg1\n")),
+        "{renamed}"
+    );
+    assert!(
+        renamed
+            .stdout
+            .contains("  + Microsoft.ManagedIdentity/userAssignedIdentities/id2 [2018-11-30]\n"),
+        "{renamed}"
+    );
+    assert!(
+        renamed.stdout.contains("Resource changes: 1 to create, 1 no change, 2 to ignore."),
+        "{renamed}"
+    );
     assert!(!renamed.stdout.contains('\x1b'), "no colour without a terminal");
 
     // validate; a JSON template with a parameters file; a bad parameter is the server's 400.
-    let args = refs(&with(&["deployment", "group", "validate", "-g", "rg1", "--template-file", &corrected], "id1"));
+    let args = refs(&with(
+        &["deployment", "group", "validate", "-g", "rg1", "--template-file", &corrected],
+        "id1",
+    ));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let valid = harness.berth(&argv).await.success();
     assert_eq!(valid.json()["properties"]["provisioningState"], "Succeeded");
@@ -129,14 +188,38 @@ async fn deployment_group_commands_deploy_the_scenario() {
     let parameters = dir.path().join("params.json");
     std::fs::write(&parameters, r#"{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#", "contentVersion": "1.0.0.0", "parameters": {"name": {"value": "fromfile"}}}"#).unwrap();
     let json_deploy = harness
-        .berth(&["deployment", "group", "create", "-g", "rg2", "-f", &arg(&template), "-p", &format!("@{}", arg(&parameters)), "-p", "count=21"])
+        .berth(&[
+            "deployment",
+            "group",
+            "create",
+            "-g",
+            "rg2",
+            "-f",
+            &arg(&template),
+            "-p",
+            &format!("@{}", arg(&parameters)),
+            "-p",
+            "count=21",
+        ])
         .await
         .success()
         .json();
     assert_eq!(json_deploy["name"], "identity");
     assert_eq!(json_deploy["properties"]["outputs"]["doubled"]["value"], 42);
     let bad = harness
-        .berth(&["deployment", "group", "create", "-g", "rg2", "-f", &arg(&template), "-p", "name=x1", "-p", "count=many"])
+        .berth(&[
+            "deployment",
+            "group",
+            "create",
+            "-g",
+            "rg2",
+            "-f",
+            &arg(&template),
+            "-p",
+            "name=x1",
+            "-p",
+            "count=many",
+        ])
         .await;
     assert_eq!(bad.code, 1, "{bad}");
     assert!(bad.stderr.contains("InvalidTemplate") && bad.stderr.contains("count"), "{bad}");

@@ -20,8 +20,8 @@ use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
 use super::{
-    authorization, deployments, identities, json_response, parse_json_object, read_body, registries, sites,
-    workloads, MAX_JSON_BODY,
+    authorization, deployments, identities, json_response, parse_json_object, read_body,
+    registries, sites, workloads, MAX_JSON_BODY,
 };
 use crate::audit::Audited;
 use crate::auth::{authenticate, Caller};

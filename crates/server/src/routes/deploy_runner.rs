@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use berth_arm::ResourceId;
-use berth_db::{DeploymentOutcome, Db};
+use berth_db::{Db, DeploymentOutcome};
 use berth_template::{DiffOptions, Plan, PlannedResource, ResourceSnapshot};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
@@ -45,8 +45,18 @@ const TEMPLATE_KEYS: &[&str] = &[
 ];
 
 /// Characters escaped in a path segment.
-const SEGMENT: &AsciiSet =
-    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}').add(b'/');
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/');
 
 /// An ARM ID as a request path, each segment percent-encoded.
 pub(crate) fn encode_path(id: &str) -> String {
@@ -83,7 +93,11 @@ impl Dispatcher {
         api_version: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let uri = format!("{}?api-version={}", encode_path(id), utf8_percent_encode(api_version, SEGMENT));
+        let uri = format!(
+            "{}?api-version={}",
+            encode_path(id),
+            utf8_percent_encode(api_version, SEGMENT)
+        );
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
@@ -110,7 +124,8 @@ impl Dispatcher {
             Err(never) => match never {},
         };
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_RESPONSE).await.unwrap_or_default();
+        let bytes =
+            axum::body::to_bytes(response.into_body(), MAX_RESPONSE).await.unwrap_or_default();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, value)
     }
@@ -237,7 +252,13 @@ impl Run {
         if let Err(e) = self
             .dispatcher
             .db()
-            .put_deployment_operation(&self.deployment_id, &self.run_id, op_id, seq, &body.to_string())
+            .put_deployment_operation(
+                &self.deployment_id,
+                &self.run_id,
+                op_id,
+                seq,
+                &body.to_string(),
+            )
             .await
         {
             tracing::warn!(deployment = %self.deployment_id, error = %e, "recording a deployment operation");
@@ -288,9 +309,11 @@ impl Run {
             return self.deploy_nested(resource, &api, nested, &op_id, seq, op).await;
         }
         // Whether the PUT changes anything, as what-if would say: the resource before, against the body sent.
-        let (before_status, before) = self.dispatcher.call(Method::GET, &resource.id, &api, None).await;
+        let (before_status, before) =
+            self.dispatcher.call(Method::GET, &resource.id, &api, None).await;
         let sent = put_body(&body);
-        let (status, response) = self.dispatcher.call(Method::PUT, &resource.id, &api, Some(&sent)).await;
+        let (status, response) =
+            self.dispatcher.call(Method::PUT, &resource.id, &api, Some(&sent)).await;
         if status.is_success() {
             let change = if before_status == StatusCode::OK {
                 let comparable = |v: &Value| put_body(v);
@@ -340,7 +363,12 @@ impl Run {
                     Ok(Some(record)) => {
                         let record = match fail_if_stale(self.dispatcher.db(), record).await {
                             Ok(r) => r,
-                            Err(_) => break Err(fail(StatusCode::INTERNAL_SERVER_ERROR, json!({"code": "InternalServerError", "message": "reading the nested deployment failed"}))),
+                            Err(_) => {
+                                break Err(fail(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    json!({"code": "InternalServerError", "message": "reading the nested deployment failed"}),
+                                ))
+                            }
                         };
                         if record.is_terminal() {
                             if record.state == "Succeeded" {
@@ -430,9 +458,20 @@ pub(crate) async fn run(
     complete_group: Option<ResourceId>,
 ) {
     let db = dispatcher.db().clone();
-    let run = Run { dispatcher, deployment_id: deployment_id.clone(), run_id: run_id.clone(), seq: AtomicI64::new(0) };
+    let run = Run {
+        dispatcher,
+        deployment_id: deployment_id.clone(),
+        run_id: run_id.clone(),
+        seq: AtomicI64::new(0),
+    };
     let _ = db
-        .deployment_progress(&deployment_id, &run_id, "Running", &now_rfc3339(), now_ms() + LEASE_MS)
+        .deployment_progress(
+            &deployment_id,
+            &run_id,
+            "Running",
+            &now_rfc3339(),
+            now_ms() + LEASE_MS,
+        )
         .await;
     let renew = {
         let db = db.clone();
@@ -440,7 +479,16 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
-                match db.deployment_progress(&id, &run_id, "Running", &now_rfc3339(), now_ms() + LEASE_MS).await {
+                match db
+                    .deployment_progress(
+                        &id,
+                        &run_id,
+                        "Running",
+                        &now_rfc3339(),
+                        now_ms() + LEASE_MS,
+                    )
+                    .await
+                {
                     Ok(true) => {}
                     _ => break,
                 }
@@ -458,9 +506,15 @@ pub(crate) async fn run(
         duration_ms: (now_ms() - started_ms).max(0),
     };
     match db.finish_deployment(&deployment_id, &run_id, &outcome).await {
-        Ok(true) => tracing::info!(deployment = %deployment_id, state = finish.state, "deployment finished"),
-        Ok(false) => tracing::warn!(deployment = %deployment_id, "deployment was replaced or expired before it finished"),
-        Err(e) => tracing::error!(deployment = %deployment_id, error = %e, "recording a deployment's outcome"),
+        Ok(true) => {
+            tracing::info!(deployment = %deployment_id, state = finish.state, "deployment finished")
+        }
+        Ok(false) => {
+            tracing::warn!(deployment = %deployment_id, "deployment was replaced or expired before it finished")
+        }
+        Err(e) => {
+            tracing::error!(deployment = %deployment_id, error = %e, "recording a deployment's outcome")
+        }
     }
 }
 
@@ -525,12 +579,11 @@ async fn execute(run: &Run, plan: &Plan, complete_group: Option<&ResourceId>) ->
                 }
             }
         }
-        let results = futures::future::join_all(
-            jobs.into_iter().map(|(i, body, nested)| async move {
+        let results =
+            futures::future::join_all(jobs.into_iter().map(|(i, body, nested)| async move {
                 (i, run.deploy(&resources[i], body, nested).await)
-            }),
-        )
-        .await;
+            }))
+            .await;
         for (i, (outcome, error, ids)) in results {
             outcomes[i] = Some(outcome);
             details.extend(error);
@@ -556,11 +609,22 @@ async fn execute(run: &Run, plan: &Plan, complete_group: Option<&ResourceId>) ->
             };
         }
     }
-    let reads: Vec<(String, String)> =
-        plan.output_references().into_iter().map(|id| { let api = api_of(&id); (id, api) }).collect();
+    let reads: Vec<(String, String)> = plan
+        .output_references()
+        .into_iter()
+        .map(|id| {
+            let api = api_of(&id);
+            (id, api)
+        })
+        .collect();
     run.read_into(&mut snapshot, &reads).await;
     match plan.evaluate_outputs(&snapshot) {
-        Ok(outputs) => Finish { state: "Succeeded", outputs: Some(outputs), output_resources: deployed, error: None },
+        Ok(outputs) => Finish {
+            state: "Succeeded",
+            outputs: Some(outputs),
+            output_resources: deployed,
+            error: None,
+        },
         Err(d) => Finish {
             state: "Failed",
             outputs: None,
@@ -605,26 +669,43 @@ fn nested_request(plan: &Plan, index: usize, body: &Value) -> Result<Value, Stri
 }
 
 /// Complete mode: deletes the group's resources that neither this deployment nor its nested ones deployed.
-async fn delete_unnamed(run: &Run, group: &ResourceId, plan: &Plan, deployed: &[String]) -> Vec<Value> {
+async fn delete_unnamed(
+    run: &Run,
+    group: &ResourceId,
+    plan: &Plan,
+    deployed: &[String],
+) -> Vec<Value> {
     let keep: HashSet<String> = deployed
         .iter()
         .chain(plan.resources().iter().map(|r| &r.id))
         .map(|id| id.to_ascii_lowercase())
         .collect();
     let subscription = group.subscription_id().unwrap_or_default().to_string();
-    let records = match run.dispatcher.db().list_resources(&subscription, Some(group.key().as_str()), None).await {
+    let records = match run
+        .dispatcher
+        .db()
+        .list_resources(&subscription, Some(group.key().as_str()), None)
+        .await
+    {
         Ok(r) => r,
-        Err(e) => return vec![json!({"code": "InternalServerError", "message": format!("listing the group: {e}")})],
+        Err(e) => {
+            return vec![
+                json!({"code": "InternalServerError", "message": format!("listing the group: {e}")}),
+            ]
+        }
     };
     let mut errors = Vec::new();
     for record in records {
         // Only top-level resources: child resources go with their parents.
-        if keep.contains(&record.id.to_ascii_lowercase()) || record.type_key.matches('/').count() != 1 {
+        if keep.contains(&record.id.to_ascii_lowercase())
+            || record.type_key.matches('/').count() != 1
+        {
             continue;
         }
         let started = Instant::now();
         let (op_id, seq) = run.next_op();
-        let (status, body) = run.dispatcher.call(Method::DELETE, &record.id, API_VERSION, None).await;
+        let (status, body) =
+            run.dispatcher.call(Method::DELETE, &record.id, API_VERSION, None).await;
         let ok = status.is_success();
         let error = (!ok).then(|| response_error(status, &body));
         let op = Operation {

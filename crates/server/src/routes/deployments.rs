@@ -96,7 +96,9 @@ fn deployment_id(target: &Target, name: &str) -> ResourceId {
 /// ARM's rule: 1-64 characters of letters, digits, `-`, `_`, `.`, `(` and `)`.
 fn validate_name(name: &str) -> ApiResult<()> {
     let ok = (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'));
     if ok {
         Ok(())
     } else {
@@ -111,7 +113,10 @@ fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::arm(ArmErrorCode::DeploymentNotFound, format!("Deployment '{name}' could not be found."))
+    ApiError::arm(
+        ArmErrorCode::DeploymentNotFound,
+        format!("Deployment '{name}' could not be found."),
+    )
 }
 
 /// A template problem as ARM reports it: 400 with the engine's code and every diagnostic (path, line and column).
@@ -429,12 +434,8 @@ async fn validate(
     ctx.authorize(VALIDATE, &id).await?;
     let prepared = prepare(ctx, target, name, body).await?;
     let plan = &prepared.plan;
-    let validated: Vec<Value> = plan
-        .waves()
-        .iter()
-        .flatten()
-        .map(|&i| json!({ "id": plan.resources()[i].id }))
-        .collect();
+    let validated: Vec<Value> =
+        plan.waves().iter().flatten().map(|&i| json!({ "id": plan.resources()[i].id })).collect();
     let mut out = json!({
         "id": id.to_string(),
         "name": name,
@@ -521,8 +522,11 @@ async fn what_if(
     if let Some(group) = &target.group {
         let named: HashSet<String> =
             changes.iter().map(|c| c.resource_id.to_ascii_lowercase()).collect();
-        for record in
-            ctx.state.db.list_resources(&ctx.subscription.id, Some(group.key().as_str()), None).await?
+        for record in ctx
+            .state
+            .db
+            .list_resources(&ctx.subscription.id, Some(group.key().as_str()), None)
+            .await?
         {
             if named.contains(&record.id.to_ascii_lowercase())
                 || record.type_key.matches('/').count() != 1

@@ -48,7 +48,13 @@ fn az_body(template_text: &str, parameters: &Value) -> String {
     )
 }
 
-async fn raw(ts: &TestServer, method: Method, path: &str, token: &str, body: String) -> reqwest::Response {
+async fn raw(
+    ts: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: String,
+) -> reqwest::Response {
     ts.http
         .request(method, ts.url(&format!("{path}?{DEPLOY_API}")))
         .bearer_auth(token)
@@ -63,7 +69,8 @@ async fn raw(ts: &TestServer, method: Method, path: &str, token: &str, body: Str
 async fn wait(ts: &TestServer, token: &str, path: &str) -> Value {
     let started = Instant::now();
     loop {
-        let (status, body) = call(ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(token), None).await;
+        let (status, body) =
+            call(ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(token), None).await;
         assert_eq!(status, 200, "{body}");
         let state = body["properties"]["provisioningState"].as_str().unwrap().to_string();
         if ["Succeeded", "Failed", "Canceled"].contains(&state.as_str()) {
@@ -75,9 +82,16 @@ async fn wait(ts: &TestServer, token: &str, path: &str) -> Value {
 }
 
 /// PUT a deployment and wait for it.
-async fn deploy(ts: &TestServer, token: &str, group: &str, name: &str, body: Value) -> (u16, Value) {
+async fn deploy(
+    ts: &TestServer,
+    token: &str,
+    group: &str,
+    name: &str,
+    body: Value,
+) -> (u16, Value) {
     let path = deployment_path(ts, group, name);
-    let (status, put) = call(ts, Method::PUT, &format!("{path}?{DEPLOY_API}"), Some(token), Some(body)).await;
+    let (status, put) =
+        call(ts, Method::PUT, &format!("{path}?{DEPLOY_API}"), Some(token), Some(body)).await;
     if status != 200 && status != 201 {
         return (status, put);
     }
@@ -111,7 +125,9 @@ async fn registry_assignments(ts: &TestServer, token: &str) -> Vec<Value> {
         .unwrap()
         .iter()
         .filter(|a| {
-            a["properties"]["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&registry_path(ts, "rg1", "myacr")))
+            a["properties"]["scope"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case(&registry_path(ts, "rg1", "myacr")))
         })
         .cloned()
         .collect()
@@ -127,7 +143,12 @@ fn changes_of(result: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["changeType"].as_str().unwrap().to_string(), c["resourceId"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["changeType"].as_str().unwrap().to_string(),
+                c["resourceId"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -140,16 +161,30 @@ async fn the_scenario_deploys_an_identity_and_an_acrpull_assignment_idempotently
         let registry = registry_path(&ts, "rg1", "myacr");
 
         // az's wire form; the PUT answers at once with Accepted and an Azure-AsyncOperation URL to poll.
-        let response =
-            raw(&ts, Method::PUT, &path, &owner, az_body(SCENARIO, &scenario_parameters(&ts, "id1"))).await;
+        let response = raw(
+            &ts,
+            Method::PUT,
+            &path,
+            &owner,
+            az_body(SCENARIO, &scenario_parameters(&ts, "id1")),
+        )
+        .await;
         assert_eq!(response.status(), 201);
         let status_url = response.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
         let accepted: Value = response.json().await.unwrap();
         assert_eq!(accepted["properties"]["provisioningState"], "Accepted", "{accepted}");
         let started = Instant::now();
         loop {
-            let poll: Value =
-                ts.http.get(&status_url).bearer_auth(&owner).send().await.unwrap().json().await.unwrap();
+            let poll: Value = ts
+                .http
+                .get(&status_url)
+                .bearer_auth(&owner)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             match poll["status"].as_str().unwrap() {
                 "Succeeded" => break,
                 "Running" => {}
@@ -165,7 +200,8 @@ async fn the_scenario_deploys_an_identity_and_an_acrpull_assignment_idempotently
         assert!(deployment["properties"]["duration"].as_str().unwrap().starts_with("PT"));
 
         // Both resources exist, made by the ordinary handlers.
-        let (status, identity) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
+        let (status, identity) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
         assert_eq!(status, 200, "{identity}");
         assert_eq!(identity["location"], "westeurope", "the group's location by default");
         let principal = identity["properties"]["principalId"].as_str().unwrap().to_string();
@@ -174,7 +210,10 @@ async fn the_scenario_deploys_an_identity_and_an_acrpull_assignment_idempotently
         let assignment = &assignments[0];
         assert_eq!(assignment["properties"]["principalId"], principal.as_str());
         assert!(assignment["properties"]["roleDefinitionId"].as_str().unwrap().ends_with(ACR_PULL));
-        assert!(assignment["properties"]["scope"].as_str().unwrap().eq_ignore_ascii_case(&registry));
+        assert!(assignment["properties"]["scope"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&registry));
         let assignment_id = assignment["id"].as_str().unwrap().to_string();
         let (status, direct) =
             call(&ts, Method::GET, &format!("{assignment_id}?{RA_API}"), Some(&owner), None).await;
@@ -185,25 +224,44 @@ async fn the_scenario_deploys_an_identity_and_an_acrpull_assignment_idempotently
             .iter()
             .map(|r| r["id"].as_str().unwrap().to_ascii_lowercase())
             .collect();
-        assert!(outputs.contains(&identity_path(&ts, "rg1", "id1").to_ascii_lowercase()), "{outputs:?}");
+        assert!(
+            outputs.contains(&identity_path(&ts, "rg1", "id1").to_ascii_lowercase()),
+            "{outputs:?}"
+        );
         assert!(outputs.contains(&assignment_id.to_ascii_lowercase()), "{outputs:?}");
 
         // The modules are deployments of their own, with outputs and operations.
-        let nested = wait(&ts, &owner, &deployment_path(&ts, "rg1", "managedIdentityDeployment")).await;
+        let nested =
+            wait(&ts, &owner, &deployment_path(&ts, "rg1", "managedIdentityDeployment")).await;
         assert_eq!(nested["properties"]["outputs"]["principalId"]["value"], principal.as_str());
         let ops = operations(&ts, &owner, "rg1", "main").await;
         assert_eq!(ops.len(), 2, "{ops:?}");
         assert!(ops.iter().all(|o| o["properties"]["provisioningState"] == "Succeeded"), "{ops:?}");
         let ops = operations(&ts, &owner, "rg1", "roleAssignmentDeployment").await;
         assert_eq!(ops[0]["properties"]["changeType"], "Create", "{ops:?}");
-        let (_, list) = call(&ts, Method::GET, &format!("{}?{DEPLOY_API}", path.rsplit_once('/').unwrap().0), Some(&owner), None).await;
+        let (_, list) = call(
+            &ts,
+            Method::GET,
+            &format!("{}?{DEPLOY_API}", path.rsplit_once('/').unwrap().0),
+            Some(&owner),
+            None,
+        )
+        .await;
         assert_eq!(list["value"].as_array().unwrap().len(), 3, "{list}");
 
         // Deploying again changes nothing and keeps every ID.
-        let (status, again) = deploy(&ts, &owner, "rg1", "main", request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1"))).await;
+        let (status, again) = deploy(
+            &ts,
+            &owner,
+            "rg1",
+            "main",
+            request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1")),
+        )
+        .await;
         assert_eq!(status, 200);
         assert_eq!(again["properties"]["provisioningState"], "Succeeded", "{again}");
-        let (_, identity) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
+        let (_, identity) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
         assert_eq!(identity["properties"]["principalId"], principal.as_str());
         let assignments = registry_assignments(&ts, &owner).await;
         assert_eq!(assignments.len(), 1);
@@ -216,38 +274,84 @@ async fn the_scenario_deploys_an_identity_and_an_acrpull_assignment_idempotently
         }
 
         // What-if: the same parameters change nothing; another identity name shows exactly that change.
-        let (status, same) = what_if(&ts, &owner, "main", request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1"))).await;
+        let (status, same) = what_if(
+            &ts,
+            &owner,
+            "main",
+            request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1")),
+        )
+        .await;
         assert_eq!(status, 200, "{same}");
         assert_eq!(same["status"], "Succeeded");
         let changes = changes_of(&same);
-        assert!(changes.iter().all(|(kind, _)| kind == "NoChange" || kind == "Ignore"), "{changes:?}");
+        assert!(
+            changes.iter().all(|(kind, _)| kind == "NoChange" || kind == "Ignore"),
+            "{changes:?}"
+        );
         assert_eq!(changes.iter().filter(|(kind, _)| kind == "NoChange").count(), 2, "{changes:?}");
-        let (status, renamed) = what_if(&ts, &owner, "main", request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id2"))).await;
+        let (status, renamed) = what_if(
+            &ts,
+            &owner,
+            "main",
+            request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id2")),
+        )
+        .await;
         assert_eq!(status, 200, "{renamed}");
         let changes = changes_of(&renamed);
         let changed: Vec<&(String, String)> =
             changes.iter().filter(|(kind, _)| kind != "NoChange" && kind != "Ignore").collect();
         assert_eq!(changed.len(), 1, "{changes:?}");
         assert_eq!(changed[0].0, "Create");
-        assert!(changed[0].1.eq_ignore_ascii_case(&identity_path(&ts, "rg1", "id2")), "{changes:?}");
+        assert!(
+            changed[0].1.eq_ignore_ascii_case(&identity_path(&ts, "rg1", "id2")),
+            "{changes:?}"
+        );
         // The old identity is left alone in Incremental mode; nothing was written.
-        assert!(changes.iter().any(|(kind, id)| kind == "Ignore" && id.eq_ignore_ascii_case(&identity_path(&ts, "rg1", "id1"))), "{changes:?}");
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id2"), Some(&owner), None).await;
+        assert!(
+            changes.iter().any(|(kind, id)| kind == "Ignore"
+                && id.eq_ignore_ascii_case(&identity_path(&ts, "rg1", "id1"))),
+            "{changes:?}"
+        );
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "id2"), Some(&owner), None).await;
         assert_eq!(status, 404);
 
         // Validate answers like az expects.
-        let (status, valid) = call(&ts, Method::POST, &format!("{path}/validate?{DEPLOY_API}"), Some(&owner), Some(request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1")))).await;
+        let (status, valid) = call(
+            &ts,
+            Method::POST,
+            &format!("{path}/validate?{DEPLOY_API}"),
+            Some(&owner),
+            Some(request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1"))),
+        )
+        .await;
         assert_eq!(status, 200, "{valid}");
         assert_eq!(valid["properties"]["provisioningState"], "Succeeded");
 
         // Deleting the group deletes its deployments with it.
-        let (status, _) = call(&ts, Method::DELETE, &group_path(&ts, "rg1"), Some(&owner), None).await;
+        let (status, _) =
+            call(&ts, Method::DELETE, &group_path(&ts, "rg1"), Some(&owner), None).await;
         assert_eq!(status, 200);
-        let (status, _) = call(&ts, Method::PUT, &group_path(&ts, "rg1"), Some(&owner), Some(json!({"location": "westeurope"}))).await;
+        let (status, _) = call(
+            &ts,
+            Method::PUT,
+            &group_path(&ts, "rg1"),
+            Some(&owner),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
         assert_eq!(status, 201);
-        let (status, gone) = call(&ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(&owner), None).await;
+        let (status, gone) =
+            call(&ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(&owner), None).await;
         assert_eq!((status, error_code(&gone)), (404, "DeploymentNotFound"));
-        let (_, list) = call(&ts, Method::GET, &format!("{}?{DEPLOY_API}", path.rsplit_once('/').unwrap().0), Some(&owner), None).await;
+        let (_, list) = call(
+            &ts,
+            Method::GET,
+            &format!("{}?{DEPLOY_API}", path.rsplit_once('/').unwrap().0),
+            Some(&owner),
+            None,
+        )
+        .await;
         assert_eq!(list["value"], json!([]));
     })
     .await;
@@ -271,25 +375,69 @@ fn template(resources: Value, parameters: Value) -> Value {
 async fn bad_templates_are_400s_in_arms_shape_naming_the_problem() {
     each_backend(|ts| async move {
         let owner = ts.owner_token().await.unwrap();
-        let (status, _) = call(&ts, Method::PUT, &group_path(&ts, "rg1"), Some(&owner), Some(json!({"location": "westeurope"}))).await;
+        let (status, _) = call(
+            &ts,
+            Method::PUT,
+            &group_path(&ts, "rg1"),
+            Some(&owner),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
         assert_eq!(status, 201);
         let mut cycle_a = identity_resource("a");
         cycle_a["dependsOn"] = json!(["b"]);
         let mut cycle_b = identity_resource("b");
         cycle_b["dependsOn"] = json!(["a"]);
         let cases: Vec<(&str, Value, Value, &str, &str)> = vec![
-            ("syntax", template(json!([identity_resource("[concat('a', ]")]), json!({})), json!({}), "InvalidTemplate", "resources[0].name"),
-            ("function", template(json!([identity_resource("[nosuchfunction('a')]")]), json!({})), json!({}), "InvalidTemplate", "nosuchfunction"),
-            ("cycle", template(json!([cycle_a, cycle_b]), json!({})), json!({}), "InvalidTemplate", "circular"),
-            ("missing", template(json!([identity_resource("[parameters('name')]")]), json!({"name": {"type": "string"}})), json!({}), "", "'name'"),
-            ("type", template(json!([identity_resource("x[parameters('count')]")]), json!({"count": {"type": "int"}})), json!({"count": {"value": "many"}}), "", "'count'"),
+            (
+                "syntax",
+                template(json!([identity_resource("[concat('a', ]")]), json!({})),
+                json!({}),
+                "InvalidTemplate",
+                "resources[0].name",
+            ),
+            (
+                "function",
+                template(json!([identity_resource("[nosuchfunction('a')]")]), json!({})),
+                json!({}),
+                "InvalidTemplate",
+                "nosuchfunction",
+            ),
+            (
+                "cycle",
+                template(json!([cycle_a, cycle_b]), json!({})),
+                json!({}),
+                "InvalidTemplate",
+                "circular",
+            ),
+            (
+                "missing",
+                template(
+                    json!([identity_resource("[parameters('name')]")]),
+                    json!({"name": {"type": "string"}}),
+                ),
+                json!({}),
+                "",
+                "'name'",
+            ),
+            (
+                "type",
+                template(
+                    json!([identity_resource("x[parameters('count')]")]),
+                    json!({"count": {"type": "int"}}),
+                ),
+                json!({"count": {"value": "many"}}),
+                "",
+                "'count'",
+            ),
         ];
         for (what, t, parameters, code, needle) in cases {
             let body = json!({"properties": {"template": t, "parameters": parameters}});
             for suffix in ["", "/validate", "/whatIf"] {
                 let method = if suffix.is_empty() { Method::PUT } else { Method::POST };
                 let path = format!("{}{suffix}?{DEPLOY_API}", deployment_path(&ts, "rg1", "bad"));
-                let (status, error) = call(&ts, method, &path, Some(&owner), Some(body.clone())).await;
+                let (status, error) =
+                    call(&ts, method, &path, Some(&owner), Some(body.clone())).await;
                 assert_eq!(status, 400, "{what}{suffix}: {error}");
                 let got = error_code(&error);
                 assert!(got.starts_with("InvalidTemplate"), "{what}{suffix}: {error}");
@@ -302,16 +450,32 @@ async fn bad_templates_are_400s_in_arms_shape_naming_the_problem() {
         }
         // Not even lenient JSON; no template; nothing was recorded.
         let path = deployment_path(&ts, "rg1", "bad");
-        let response = raw(&ts, Method::PUT, &path, &owner, "{\"properties\": {template: [}".into()).await;
+        let response =
+            raw(&ts, Method::PUT, &path, &owner, "{\"properties\": {template: [}".into()).await;
         assert_eq!(response.status(), 400);
         let error: Value = response.json().await.unwrap();
         assert_eq!(error_code(&error), "InvalidRequestContent", "{error}");
-        let (status, error) = call(&ts, Method::PUT, &format!("{path}?{DEPLOY_API}"), Some(&owner), Some(json!({"properties": {}}))).await;
+        let (status, error) = call(
+            &ts,
+            Method::PUT,
+            &format!("{path}?{DEPLOY_API}"),
+            Some(&owner),
+            Some(json!({"properties": {}})),
+        )
+        .await;
         assert_eq!((status, error_code(&error)), (400, "InvalidRequestContent"), "{error}");
-        let (status, error) = call(&ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(&owner), None).await;
+        let (status, error) =
+            call(&ts, Method::GET, &format!("{path}?{DEPLOY_API}"), Some(&owner), None).await;
         assert_eq!((status, error_code(&error)), (404, "DeploymentNotFound"), "{error}");
         // A missing group is ARM's 404.
-        let (status, error) = call(&ts, Method::PUT, &format!("{}?{DEPLOY_API}", deployment_path(&ts, "nogroup", "d")), Some(&owner), Some(request(template(json!([]), json!({})), json!({})))).await;
+        let (status, error) = call(
+            &ts,
+            Method::PUT,
+            &format!("{}?{DEPLOY_API}", deployment_path(&ts, "nogroup", "d")),
+            Some(&owner),
+            Some(request(template(json!([]), json!({})), json!({}))),
+        )
+        .await;
         assert_eq!((status, error_code(&error)), (404, "ResourceGroupNotFound"), "{error}");
     })
     .await;
@@ -362,12 +526,14 @@ async fn missing_rights_refuse_the_deployment_or_fail_per_resource() {
     each_backend(|ts| async move {
         let owner = ts.owner_token().await.unwrap();
         setup_group_and_registry(&ts, &owner, "rg1", "myacr", "LegacyRegistryPermissions").await;
-        let body = request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1"));
+        let body =
+            request(serde_json::from_str(SCENARIO).unwrap(), scenario_parameters(&ts, "id1"));
         let group = crate::rbac::rg_scope(&ts, "rg1");
 
         // Reader only: the deployment itself is refused; nothing is created or recorded.
         let reader = service_principal(&ts, &owner, "reader").await;
-        let (status, _) = crate::rbac::assign(&ts, &owner, &group, &reader.object_id, READER, None).await;
+        let (status, _) =
+            crate::rbac::assign(&ts, &owner, &group, &reader.object_id, READER, None).await;
         assert_eq!(status, 201);
         let token = reader.token(&ts).await;
         let path = format!("{}?{DEPLOY_API}", deployment_path(&ts, "rg1", "main"));
@@ -375,28 +541,55 @@ async fn missing_rights_refuse_the_deployment_or_fail_per_resource() {
         assert_eq!((status, error_code(&error)), (403, "AuthorizationFailed"), "{error}");
         let (status, _) = call(&ts, Method::GET, &path, Some(&owner), None).await;
         assert_eq!(status, 404);
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
         assert_eq!(status, 404);
         // It may still read and what-if.
-        let (status, _) = call(&ts, Method::GET, &format!("{}?{DEPLOY_API}", deployment_path(&ts, "rg1", "main").rsplit_once('/').unwrap().0), Some(&token), None).await;
+        let (status, _) = call(
+            &ts,
+            Method::GET,
+            &format!(
+                "{}?{DEPLOY_API}",
+                deployment_path(&ts, "rg1", "main").rsplit_once('/').unwrap().0
+            ),
+            Some(&token),
+            None,
+        )
+        .await;
         assert_eq!(status, 200);
 
         // Managed Identity Contributor may deploy and create identities, not assign roles: the identity is
         // created (ARM keeps what was deployed), the assignment is refused with AuthorizationFailed.
         let operator = service_principal(&ts, &owner, "operator").await;
-        let (status, _) = crate::rbac::assign(&ts, &owner, &group, &operator.object_id, MI_CONTRIBUTOR, None).await;
+        let (status, _) =
+            crate::rbac::assign(&ts, &owner, &group, &operator.object_id, MI_CONTRIBUTOR, None)
+                .await;
         assert_eq!(status, 201);
         let token = operator.token(&ts).await;
         let (_, deployment) = deploy(&ts, &token, "rg1", "main", body.clone()).await;
         assert_eq!(deployment["properties"]["provisioningState"], "Failed", "{deployment}");
         let error = &deployment["properties"]["error"];
         let refused = find_code(error, "AuthorizationFailed").unwrap_or_else(|| panic!("{error}"));
-        assert!(refused["message"].as_str().unwrap().contains("Microsoft.Authorization/roleAssignments/write"), "{refused}");
-        assert!(refused["target"].as_str().unwrap().contains("/providers/Microsoft.Authorization/roleAssignments/"), "{refused}");
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("Microsoft.Authorization/roleAssignments/write"),
+            "{refused}"
+        );
+        assert!(
+            refused["target"]
+                .as_str()
+                .unwrap()
+                .contains("/providers/Microsoft.Authorization/roleAssignments/"),
+            "{refused}"
+        );
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
         assert_eq!(status, 200, "the identity deployed before the refusal stays");
         assert!(registry_assignments(&ts, &owner).await.is_empty());
-        let nested = wait(&ts, &owner, &deployment_path(&ts, "rg1", "roleAssignmentDeployment")).await;
+        let nested =
+            wait(&ts, &owner, &deployment_path(&ts, "rg1", "roleAssignmentDeployment")).await;
         assert_eq!(nested["properties"]["provisioningState"], "Failed");
         let ops = operations(&ts, &owner, "rg1", "roleAssignmentDeployment").await;
         assert_eq!(ops[0]["properties"]["statusCode"], "Forbidden", "{ops:?}");
@@ -413,30 +606,53 @@ async fn missing_rights_refuse_the_deployment_or_fail_per_resource() {
 async fn complete_mode_deletes_what_the_template_does_not_name() {
     each_backend(|ts| async move {
         let owner = ts.owner_token().await.unwrap();
-        let (status, _) = call(&ts, Method::PUT, &group_path(&ts, "rg1"), Some(&owner), Some(json!({"location": "westeurope"}))).await;
+        let (status, _) = call(
+            &ts,
+            Method::PUT,
+            &group_path(&ts, "rg1"),
+            Some(&owner),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
         assert_eq!(status, 201);
-        let (status, _) = call(&ts, Method::PUT, &identity_path(&ts, "rg1", "stray"), Some(&owner), Some(json!({"location": "westeurope"}))).await;
+        let (status, _) = call(
+            &ts,
+            Method::PUT,
+            &identity_path(&ts, "rg1", "stray"),
+            Some(&owner),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
         assert_eq!(status, 201);
         let t = template(json!([identity_resource("kept")]), json!({}));
         let mut body = request(t.clone(), json!({}));
         let (_, d) = deploy(&ts, &owner, "rg1", "inc", body.clone()).await;
         assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d}");
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "stray"), Some(&owner), None).await;
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "stray"), Some(&owner), None).await;
         assert_eq!(status, 200, "Incremental keeps it");
         body["properties"]["mode"] = json!("Complete");
         let (status, preview) = what_if(&ts, &owner, "full", body.clone()).await;
         assert_eq!(status, 200);
         let changes = changes_of(&preview);
-        assert!(changes.iter().any(|(k, id)| k == "Delete" && id.ends_with("/stray")), "{changes:?}");
+        assert!(
+            changes.iter().any(|(k, id)| k == "Delete" && id.ends_with("/stray")),
+            "{changes:?}"
+        );
         let (_, d) = deploy(&ts, &owner, "rg1", "full", body).await;
         assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d}");
         assert_eq!(d["properties"]["mode"], "Complete");
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "stray"), Some(&owner), None).await;
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "stray"), Some(&owner), None).await;
         assert_eq!(status, 404, "Complete deletes it");
-        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "kept"), Some(&owner), None).await;
+        let (status, _) =
+            call(&ts, Method::GET, &identity_path(&ts, "rg1", "kept"), Some(&owner), None).await;
         assert_eq!(status, 200);
         let ops = operations(&ts, &owner, "rg1", "full").await;
-        assert!(ops.iter().any(|o| o["properties"]["provisioningOperation"] == "Delete"), "{ops:?}");
+        assert!(
+            ops.iter().any(|o| o["properties"]["provisioningOperation"] == "Delete"),
+            "{ops:?}"
+        );
     })
     .await;
 }
@@ -445,11 +661,21 @@ async fn complete_mode_deletes_what_the_template_does_not_name() {
 async fn a_run_whose_node_died_ends_failed_and_can_be_redeployed() {
     each_backend(|ts| async move {
         let owner = ts.owner_token().await.unwrap();
-        let (status, _) = call(&ts, Method::PUT, &group_path(&ts, "rg1"), Some(&owner), Some(json!({"location": "westeurope"}))).await;
+        let (status, _) = call(
+            &ts,
+            Method::PUT,
+            &group_path(&ts, "rg1"),
+            Some(&owner),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
         assert_eq!(status, 201);
         // A run as a crashed node leaves it: Running, its lease expired.
         let db = berth_db::Db::connect(&ts.database_url).await.unwrap();
-        let id = format!("/subscriptions/{}/resourceGroups/rg1/providers/Microsoft.Resources/deployments/orphan", ts.subscription_id);
+        let id = format!(
+            "/subscriptions/{}/resourceGroups/rg1/providers/Microsoft.Resources/deployments/orphan",
+            ts.subscription_id
+        );
         let record = berth_db::DeploymentRecord {
             id: id.clone(),
             scope_key: format!("/subscriptions/{}/resourcegroups/rg1", ts.subscription_id),
@@ -473,12 +699,29 @@ async fn a_run_whose_node_died_ends_failed_and_can_be_redeployed() {
             run_id: "dead".into(),
             lease_until: 2,
         };
-        assert_eq!(db.start_deployment(&record, 1).await.unwrap(), berth_db::DeploymentStart::Started { created: true });
-        let (status, d) = call(&ts, Method::GET, &format!("{}?{DEPLOY_API}", deployment_path(&ts, "rg1", "orphan")), Some(&owner), None).await;
+        assert_eq!(
+            db.start_deployment(&record, 1).await.unwrap(),
+            berth_db::DeploymentStart::Started { created: true }
+        );
+        let (status, d) = call(
+            &ts,
+            Method::GET,
+            &format!("{}?{DEPLOY_API}", deployment_path(&ts, "rg1", "orphan")),
+            Some(&owner),
+            None,
+        )
+        .await;
         assert_eq!(status, 200);
         assert_eq!(d["properties"]["provisioningState"], "Failed", "{d}");
         assert_eq!(d["properties"]["error"]["code"], "DeploymentInterrupted", "{d}");
-        let (_, d) = deploy(&ts, &owner, "rg1", "orphan", request(template(json!([identity_resource("after-crash")]), json!({})), json!({}))).await;
+        let (_, d) = deploy(
+            &ts,
+            &owner,
+            "rg1",
+            "orphan",
+            request(template(json!([identity_resource("after-crash")]), json!({})), json!({})),
+        )
+        .await;
         assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d}");
         db.close().await;
     })
