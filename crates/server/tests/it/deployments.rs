@@ -727,3 +727,65 @@ async fn a_run_whose_node_died_ends_failed_and_can_be_redeployed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_subscription_deployment_creates_a_group_and_deploys_into_it_keeping_secrets_out() {
+    each_backend(|ts| async move {
+        let owner = ts.owner_token().await.unwrap();
+        let t = json!({
+            "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+            "contentVersion": "1.0.0.0",
+            "parameters": {"secret": {"type": "securestring"}, "groupName": {"type": "string"}},
+            "resources": [
+                {"type": "Microsoft.Resources/resourceGroups", "apiVersion": "2024-11-01", "name": "[parameters('groupName')]",
+                 "location": "northeurope", "tags": {"made": "by-template"}},
+                {"type": "Microsoft.Resources/deployments", "apiVersion": "2025-04-01", "name": "inner",
+                 "resourceGroup": "[parameters('groupName')]",
+                 "dependsOn": ["[subscriptionResourceId('Microsoft.Resources/resourceGroups', parameters('groupName'))]"],
+                 "properties": {"mode": "Incremental", "expressionEvaluationOptions": {"scope": "inner"},
+                                "template": {
+                                    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+                                    "contentVersion": "1.0.0.0",
+                                    "resources": [identity_resource("sub-made")],
+                                    "outputs": {"where": {"type": "string", "value": "[resourceGroup().location]"}}}}}
+            ],
+            "outputs": {
+                "location": {"type": "string", "value": "[reference(resourceId(parameters('groupName'), 'Microsoft.Resources/deployments', 'inner'), '2025-04-01').outputs.where.value]"},
+                "hidden": {"type": "securestring", "value": "[parameters('secret')]"}
+            }
+        });
+        let path = format!("/subscriptions/{}/providers/Microsoft.Resources/deployments/subdeploy", ts.subscription_id);
+        let body = json!({"location": "westeurope", "properties": {"template": t, "mode": "Incremental",
+            "parameters": {"secret": {"value": "s3cr3t-value"}, "groupName": {"value": "made-rg"}}}});
+        // A subscription deployment needs a location.
+        let mut no_location = body.clone();
+        no_location.as_object_mut().unwrap().remove("location");
+        let (status, error) = call(&ts, Method::PUT, &format!("{path}?{DEPLOY_API}"), Some(&owner), Some(no_location)).await;
+        assert_eq!((status, error_code(&error)), (400, "LocationRequired"), "{error}");
+
+        let (status, put) = call(&ts, Method::PUT, &format!("{path}?{DEPLOY_API}"), Some(&owner), Some(body)).await;
+        assert_eq!(status, 201, "{put}");
+        let d = wait(&ts, &owner, &path).await;
+        assert_eq!(d["properties"]["provisioningState"], "Succeeded", "{d}");
+        assert_eq!(d["location"], "westeurope");
+        assert_eq!(d["properties"]["outputs"]["location"]["value"], "northeurope", "{d}");
+        // Secure values are never shown: not in parameters, not in outputs, not anywhere in the record.
+        assert_eq!(d["properties"]["parameters"]["secret"], json!({"type": "SecureString"}), "{d}");
+        assert!(d["properties"]["outputs"]["hidden"].get("value").is_none(), "{d}");
+        assert!(!d.to_string().contains("s3cr3t-value"));
+        let (_, ops) = call(&ts, Method::GET, &format!("{path}/operations?{DEPLOY_API}"), Some(&owner), None).await;
+        assert!(!ops.to_string().contains("s3cr3t-value"));
+        // The group exists as the template made it, and the nested deployment ran in it.
+        let (status, group) = call(&ts, Method::GET, &group_path(&ts, "made-rg"), Some(&owner), None).await;
+        assert_eq!(status, 200, "{group}");
+        assert_eq!(group["tags"]["made"], "by-template");
+        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "made-rg", "sub-made"), Some(&owner), None).await;
+        assert_eq!(status, 200);
+        let inner = wait(&ts, &owner, &deployment_path(&ts, "made-rg", "inner")).await;
+        assert_eq!(inner["properties"]["provisioningState"], "Succeeded");
+        let (_, list) = call(&ts, Method::GET, &format!("/subscriptions/{}/providers/Microsoft.Resources/deployments?{DEPLOY_API}", ts.subscription_id), Some(&owner), None).await;
+        let names: Vec<&str> = list["value"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["subdeploy"], "subscription-level deployments only");
+    })
+    .await;
+}
