@@ -13,7 +13,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use berth_arm::ResourceId;
 use berth_db::{Db, DeploymentOutcome};
-use berth_template::{DiffOptions, Plan, PlannedResource, ResourceSnapshot};
+use berth_template::{DeploymentMode, DiffOptions, Plan, PlannedResource, ResourceSnapshot};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
@@ -653,6 +653,14 @@ fn deployment_failed(deployment_id: &str, details: Vec<Value>) -> Value {
 /// for `outer`), parameters and mode; it runs as a deployment of its own.
 fn nested_request(plan: &Plan, index: usize, body: &Value) -> Result<Value, String> {
     let nested = plan.nested_deployment(index, body).map_err(|d| d.to_string())?;
+    if nested.mode == DeploymentMode::Complete {
+        // ARM's rule: only the main template may be Complete (its evaluation includes what nested templates
+        // deploy to the same group).
+        return Err(format!(
+            "The nested deployment '{}' sets mode 'Complete'; nested deployments can only be Incremental.",
+            nested.name
+        ));
+    }
     let mut request = json!({
         "properties": {
             "mode": nested.mode.as_str(),

@@ -653,6 +653,21 @@ async fn complete_mode_deletes_what_the_template_does_not_name() {
             ops.iter().any(|o| o["properties"]["provisioningOperation"] == "Delete"),
             "{ops:?}"
         );
+
+        // Only the main template may be Complete (ARM's rule): a nested one fails, and deletes nothing.
+        let nested = template(
+            json!([{"type": "Microsoft.Resources/deployments", "apiVersion": "2025-04-01", "name": "nested-complete",
+                    "properties": {"mode": "Complete", "expressionEvaluationOptions": {"scope": "inner"},
+                                   "template": template(json!([]), json!({}))}}]),
+            json!({}),
+        );
+        let (_, d) = deploy(&ts, &owner, "rg1", "outer", request(nested, json!({}))).await;
+        assert_eq!(d["properties"]["provisioningState"], "Failed", "{d}");
+        let detail = &d["properties"]["error"]["details"][0];
+        assert_eq!(detail["code"], "InvalidTemplate", "{d}");
+        assert!(detail["message"].as_str().unwrap().contains("can only be Incremental"), "{d}");
+        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "kept"), Some(&owner), None).await;
+        assert_eq!(status, 200);
     })
     .await;
 }
