@@ -25,8 +25,9 @@ use crate::time::now_rfc3339;
 
 /// How often a run renews its lease.
 const RENEW_EVERY: Duration = Duration::from_secs(10);
-/// How often a parent looks at a nested deployment it waits for.
-const NESTED_POLL: Duration = Duration::from_millis(20);
+/// How often a parent looks at a nested deployment it waits for: first soon, then less often.
+const NESTED_POLL_FIRST: Duration = Duration::from_millis(5);
+const NESTED_POLL_MAX: Duration = Duration::from_millis(250);
 /// Largest internal response read.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 /// Template-only keys, not part of a resource's PUT body.
@@ -358,6 +359,7 @@ impl Run {
             Err(fail(status, response_error(status, &response)))
         } else {
             // The child runs on its own; wait for its final state.
+            let mut pause = NESTED_POLL_FIRST;
             loop {
                 match self.dispatcher.db().get_deployment(&resource.id).await {
                     Ok(Some(record)) => {
@@ -397,7 +399,8 @@ impl Run {
                         tracing::warn!(deployment = %resource.id, error = %e, "reading a nested deployment");
                     }
                 }
-                tokio::time::sleep(NESTED_POLL).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(NESTED_POLL_MAX);
             }
         };
         match result {

@@ -558,6 +558,31 @@ async fn missing_rights_refuse_the_deployment_or_fail_per_resource() {
         .await;
         assert_eq!(status, 200);
 
+        // Reader plus the right to run deployments: every resource is refused on its own (AuthorizationFailed),
+        // the role assignment module is skipped because it needs the identity module's output; nothing exists.
+        let deployer_role = "0b6a3c52-9f0e-4d1a-8c55-3e2f7a1d9b40";
+        let role_body = json!({"properties": {
+            "roleName": "Deployer", "description": "reads, and runs deployments", "type": "CustomRole",
+            "assignableScopes": [crate::rbac::sub_scope(&ts)],
+            "permissions": [{"actions": ["*/read", "Microsoft.Resources/deployments/*"], "notActions": [], "dataActions": [], "notDataActions": []}]
+        }});
+        let defs = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{deployer_role}?api-version=2022-05-01-preview", crate::rbac::sub_scope(&ts));
+        let (status, created) = call(&ts, Method::PUT, &defs, Some(&owner), Some(role_body)).await;
+        assert_eq!(status, 201, "{created}");
+        let deployer = service_principal(&ts, &owner, "deployer").await;
+        let (status, _) = crate::rbac::assign(&ts, &owner, &group, &deployer.object_id, deployer_role, None).await;
+        assert_eq!(status, 201);
+        let token = deployer.token(&ts).await;
+        let (_, deployment) = deploy(&ts, &token, "rg1", "main", body.clone()).await;
+        assert_eq!(deployment["properties"]["provisioningState"], "Failed", "{deployment}");
+        let refused = find_code(&deployment["properties"]["error"], "AuthorizationFailed").unwrap_or_else(|| panic!("{deployment}"));
+        assert!(refused["message"].as_str().unwrap().contains("Microsoft.ManagedIdentity/userAssignedIdentities/write"), "{refused}");
+        let ops = operations(&ts, &owner, "rg1", "main").await;
+        assert_eq!(ops.len(), 1, "the role assignment module never started: {ops:?}");
+        let (status, _) = call(&ts, Method::GET, &identity_path(&ts, "rg1", "id1"), Some(&owner), None).await;
+        assert_eq!(status, 404, "nothing half-created");
+        assert!(registry_assignments(&ts, &owner).await.is_empty());
+
         // Managed Identity Contributor may deploy and create identities, not assign roles: the identity is
         // created (ARM keeps what was deployed), the assignment is refused with AuthorizationFailed.
         let operator = service_principal(&ts, &owner, "operator").await;
