@@ -43,6 +43,11 @@ pub enum ArmErrorCode {
     InvalidRoleAssignmentId,
     InvalidRoleDefinitionId,
     InvalidCondition,
+    InvalidTemplate,
+    InvalidTemplateParameter,
+    DeploymentFailed,
+    DeploymentNotFound,
+    DeploymentActive,
     InternalServerError,
 }
 
@@ -87,6 +92,11 @@ impl ArmErrorCode {
             InvalidRoleAssignmentId => "InvalidRoleAssignmentId",
             InvalidRoleDefinitionId => "InvalidRoleDefinitionId",
             InvalidCondition => "InvalidCondition",
+            InvalidTemplate => "InvalidTemplate",
+            InvalidTemplateParameter => "InvalidTemplateParameter",
+            DeploymentFailed => "DeploymentFailed",
+            DeploymentNotFound => "DeploymentNotFound",
+            DeploymentActive => "DeploymentActive",
             InternalServerError => "InternalServerError",
         }
     }
@@ -105,7 +115,8 @@ impl ArmErrorCode {
             | ResourceNotFound
             | ParentResourceNotFound
             | RoleAssignmentNotFound
-            | RoleDefinitionDoesNotExist => 404,
+            | RoleDefinitionDoesNotExist
+            | DeploymentNotFound => 404,
             AlreadyExists
             | RegistryNameNotAvailable
             | Conflict
@@ -114,7 +125,8 @@ impl ArmErrorCode {
             | RoleAssignmentExists
             | RoleAssignmentUpdateNotPermitted
             | RoleDefinitionWithSameNameExists
-            | RoleDefinitionHasAssignments => 409,
+            | RoleDefinitionHasAssignments
+            | DeploymentActive => 409,
             RequestEntityTooLarge => 413,
             UnsupportedMediaType => 415,
             MethodNotAllowed => 405,
@@ -131,6 +143,9 @@ impl ArmErrorCode {
             | InvalidRoleAssignmentId
             | InvalidRoleDefinitionId
             | InvalidCondition
+            | InvalidTemplate
+            | InvalidTemplateParameter
+            | DeploymentFailed
             | BadRequest => 400,
         }
     }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bicep;
+mod deployment;
 mod identity;
 pub use bicep::*;
+pub use deployment::*;
 pub use identity::*;
 mod workload;
 pub use workload::*;
@@ -114,6 +116,11 @@ pub enum Command {
     },
     /// Compile Bicep files to ARM templates (the real Bicep CLI's command line; also runs as `bicep`).
     Bicep(BicepArgs),
+    /// Manage Azure Resource Manager template deployments.
+    Deployment {
+        #[command(subcommand)]
+        command: DeploymentCommand,
+    },
 }
 
 /// The command line with `bicep ...` turned into `berth bicep ...` when the binary runs under the

@@ -6,6 +6,7 @@
 //!
 //! Every multi-row change runs in one transaction, so a crash never leaves half a record behind.
 
+mod deployments;
 mod gc;
 mod identities;
 mod models;
@@ -14,6 +15,10 @@ mod rbac;
 mod registry;
 mod sites;
 mod workloads;
+pub use deployments::{
+    is_terminal as deployment_is_terminal, DeploymentDelete, DeploymentOutcome, DeploymentRecord,
+    DeploymentStart,
+};
 pub use gc::{BlobLink, GcBlob, GcLink, GcManifest, GcReference, ManifestStore, RepositoryDigest};
 pub use identities::{CredentialPut, FederatedCredentialRecord, IdentityPut};
 pub use rbac::{role_key, AssignmentWrite, AuditEvent, AuditQuery, CustomRoleRecord, RoleDeletion};

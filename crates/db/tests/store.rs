@@ -486,3 +486,101 @@ async fn acr_metadata_queries() {
     })
     .await;
 }
+
+const SUB: &str = "s";
+
+fn deployment(group: &str, name: &str, run: &str, lease_until: i64) -> berth_db::DeploymentRecord {
+    let group_key = format!("/subscriptions/{SUB}/resourcegroups/{group}");
+    berth_db::DeploymentRecord {
+        id: format!("/subscriptions/{SUB}/resourceGroups/{group}/providers/Microsoft.Resources/deployments/{name}"),
+        scope_key: group_key.clone(),
+        group_key: Some(group_key),
+        subscription_id: SUB.into(),
+        name: name.into(),
+        location: None,
+        template_hash: "1".into(),
+        template: "{}".into(),
+        parameters: "{}".into(),
+        mode: "Incremental".into(),
+        state: "Running".into(),
+        outputs: None,
+        output_resources: None,
+        error: None,
+        correlation_id: "c".into(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        updated_at: "2026-01-01T00:00:00Z".into(),
+        started_ms: 0,
+        duration_ms: 0,
+        run_id: run.into(),
+        lease_until,
+    }
+}
+
+#[tokio::test]
+async fn deployments_have_one_run_at_a_time_and_go_with_their_group() {
+    use berth_db::{DeploymentDelete, DeploymentOutcome, DeploymentStart};
+    each_backend(|db| async move {
+        bootstrap(&db).await;
+        let rg = group("rg1");
+        db.put_resource_group(&rg).await.unwrap();
+        let first = deployment("rg1", "main", "run1", 1_000);
+        assert_eq!(
+            db.start_deployment(&first, 0).await.unwrap(),
+            DeploymentStart::Started { created: true }
+        );
+        // A second run while the first one's lease holds is refused; so is deleting it.
+        let second = deployment("rg1", "MAIN", "run2", 2_000);
+        assert_eq!(db.start_deployment(&second, 500).await.unwrap(), DeploymentStart::Active);
+        assert_eq!(db.delete_deployment(&first.id, 500).await.unwrap(), DeploymentDelete::Active);
+        assert!(db
+            .put_deployment_operation(&first.id, "run1", "op1", 0, "{\"a\":1}")
+            .await
+            .unwrap());
+        assert!(
+            !db.put_deployment_operation(&first.id, "run2", "op2", 1, "{}").await.unwrap(),
+            "not its run"
+        );
+        assert_eq!(db.deployment_operations(&first.id).await.unwrap(), ["{\"a\":1}"]);
+        let outcome = DeploymentOutcome {
+            state: "Succeeded".into(),
+            outputs: Some("{}".into()),
+            output_resources: Some("[]".into()),
+            error: None,
+            updated_at: "2026-01-01T00:00:01Z".into(),
+            duration_ms: 10,
+        };
+        assert!(!db.finish_deployment(&first.id, "run2", &outcome).await.unwrap());
+        assert!(db.finish_deployment(&first.id, "run1", &outcome).await.unwrap());
+        assert!(
+            !db.finish_deployment(&first.id, "run1", &outcome).await.unwrap(),
+            "final states are final"
+        );
+        // A finished deployment is replaced by the next run; its operations go, its name's casing stays.
+        assert_eq!(
+            db.start_deployment(&second, 600).await.unwrap(),
+            DeploymentStart::Started { created: false }
+        );
+        let stored = db.get_deployment(&first.id).await.unwrap().unwrap();
+        assert_eq!((stored.run_id.as_str(), stored.name.as_str()), ("run2", "main"));
+        assert!(db.deployment_operations(&first.id).await.unwrap().is_empty());
+        // An expired lease can be failed by anyone who sees it, and replaced.
+        let failed = DeploymentOutcome { state: "Failed".into(), ..outcome.clone() };
+        assert!(
+            !db.fail_stale_deployment(&first.id, "run2", 1_999, &failed).await.unwrap(),
+            "lease holds"
+        );
+        assert!(db.fail_stale_deployment(&first.id, "run2", 2_001, &failed).await.unwrap());
+        assert_eq!(db.list_deployments(&second.scope_key).await.unwrap().len(), 1);
+        // A deployment into a missing group is refused; deleting the group deletes its deployments.
+        assert_eq!(
+            db.start_deployment(&deployment("nogroup", "x", "r", 9), 0).await.unwrap(),
+            DeploymentStart::GroupMissing
+        );
+        assert!(db.put_deployment_operation(&first.id, "run2", "op3", 0, "{}").await.unwrap());
+        db.delete_resource_group(&rg.id).await.unwrap().unwrap();
+        assert!(db.get_deployment(&first.id).await.unwrap().is_none());
+        assert!(db.deployment_operations(&first.id).await.unwrap().is_empty());
+        assert_eq!(db.delete_deployment(&first.id, 0).await.unwrap(), DeploymentDelete::Missing);
+    })
+    .await;
+}

@@ -48,8 +48,6 @@ pub(crate) async fn restore_and_compile(
 
 /// [`restore_and_compile`] for callers that hold a session (deployments): the session's principal restores, into
 /// the cache of the configuration directory in force (`$BERTH_CONFIG_DIR`, as every command's).
-// Called by `berth deployment ... --template-file x.bicep` (branch `deploy`) once merged.
-#[allow(dead_code)]
 pub(crate) async fn restore_and_compile_for_session(
     path: &Path,
     session: &Session,
@@ -404,6 +402,20 @@ fn source_archive(compilation: &Compilation, cache: &ModuleCache) -> Result<Vec<
         add(archive_path, text.as_bytes())?;
     }
     Ok(builder.into_inner()?.finish()?)
+}
+
+/// Compiles a `.bicep` file for `berth deployment ...` (restoring its registry modules with the session's
+/// credentials first): the ARM template, or an error after the diagnostics were written to stderr.
+pub(crate) async fn compile_for_deployment(
+    path: &Path,
+    session: &crate::session::Session,
+) -> Result<Value> {
+    let compilation = restore_and_compile_for_session(path, session).await?;
+    write_diagnostics(&compilation, DiagnosticsFormat::Default)?;
+    let Some(text) = compilation.template_text() else {
+        anyhow::bail!("{}", failure_summary(&compilation));
+    };
+    serde_json::from_str(&text).context("the compiled template is not JSON")
 }
 
 fn failure_summary(compilation: &Compilation) -> String {

@@ -7,6 +7,7 @@ mod acr_data;
 mod ad;
 mod bicep;
 mod bicep_registry;
+mod deployment;
 mod group;
 mod identity;
 mod role;
@@ -22,9 +23,10 @@ use serde_json::Value;
 use crate::args::{
     AccountCommand, AcrCommand, AcrIdentityCommand, AcrManifestCommand, AcrRepositoryCommand,
     AdCommand, AppserviceCommand, BicepArgs, BicepCommand, Command, ContainerCommand,
-    FederatedCredentialCommand, GlobalArgs, GroupCommand, IdentityCommand, IdentityEndpointCommand,
-    PlanCommand, RoleAssignmentCommand, RoleAuditCommand, RoleCommand, RoleDefinitionCommand,
-    SpCommand, WebappCommand, WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
+    DeploymentCommand, DeploymentGroupCommand, FederatedCredentialCommand, GlobalArgs,
+    GroupCommand, IdentityCommand, IdentityEndpointCommand, PlanCommand, RoleAssignmentCommand,
+    RoleAuditCommand, RoleCommand, RoleDefinitionCommand, SpCommand, WebappCommand,
+    WebappConfigCommand, WebappIdentityCommand, WebappLogCommand,
 };
 use crate::profile::ConfigDir;
 use crate::session::Session;
@@ -159,6 +161,18 @@ pub async fn run(command: Command, context: &Context<'_>) -> Result<Option<Value
                 "the following arguments are required: build|lint|format|restore|publish (or --version)".to_owned(),
             )
             .into()),
+        },
+        Command::Deployment { command: DeploymentCommand::Group { command } } => match command {
+            DeploymentGroupCommand::Create(args) => deployment::create(args, context).await,
+            DeploymentGroupCommand::Validate(args) => {
+                deployment::validate(args, context).await.map(Some)
+            }
+            DeploymentGroupCommand::WhatIf(args) => deployment::what_if(args, context).await,
+            DeploymentGroupCommand::Show(args) => deployment::show(args, context).await.map(Some),
+            DeploymentGroupCommand::List(args) => deployment::list(args, context).await.map(Some),
+            DeploymentGroupCommand::Delete(args) => {
+                deployment::delete(args, context).await.map(|()| None)
+            }
         },
         Command::Identity { command } => match command {
             IdentityCommand::Create(args) => identity::create(args, context).await.map(Some),

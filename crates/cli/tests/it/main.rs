@@ -10,6 +10,7 @@ mod ad;
 mod bicep;
 mod bicep_modules;
 mod crash;
+mod deployment;
 mod errors;
 mod group;
 mod identity;

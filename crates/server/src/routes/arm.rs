@@ -20,8 +20,8 @@ use berth_db::{ResourceRecord, RoleAssignmentRecord, Subscription};
 use serde_json::{json, Map, Value};
 
 use super::{
-    authorization, identities, json_response, parse_json_object, read_body, registries, sites,
-    workloads, MAX_JSON_BODY,
+    authorization, deployments, identities, json_response, parse_json_object, read_body,
+    registries, sites, workloads, MAX_JSON_BODY,
 };
 use crate::audit::Audited;
 use crate::auth::{authenticate, Caller};
@@ -223,6 +223,17 @@ pub async fn dispatch(
             }
         }
         (["resources"], &Method::GET) => list_resources(&ctx, None).await,
+        // Template deployments, at a resource group or at the subscription itself.
+        (["resourcegroups", _, "providers", "microsoft.resources", "deployments", ..], m) => {
+            let group = ResourceId::resource_group(&sub, &segments[3]);
+            let target = deployments::Target { scope: group.clone(), group: Some(group) };
+            deployments::handle(&ctx, m, &headers, target, &segments[7..], &body_bytes).await
+        }
+        (["providers", "microsoft.resources", "deployments", ..], m) => {
+            let scope = ResourceId::subscription(&sub);
+            let target = deployments::Target { scope, group: None };
+            deployments::handle(&ctx, m, &headers, target, &segments[5..], &body_bytes).await
+        }
         (["resourcegroups", _, "resources"], &Method::GET) => {
             let group = ResourceId::resource_group(&sub, &segments[3]);
             require_group(&ctx, &group).await?;

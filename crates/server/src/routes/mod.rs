@@ -3,6 +3,8 @@
 mod acr;
 mod arm;
 mod authorization;
+mod deploy_runner;
+mod deployments;
 mod graph;
 mod identities;
 mod idp;

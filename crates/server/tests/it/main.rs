@@ -3,6 +3,7 @@
 mod acr_metadata;
 mod common;
 mod control_plane;
+mod deployments;
 mod gc;
 mod identities;
 mod identity_provider;
