@@ -354,6 +354,40 @@ pub async fn create_group(target: &Target, bootstrap: &Bootstrap, token: &str) -
     Ok(())
 }
 
+/// A berth started for one repetition of a scenario: HTTPS (its default) on a fresh data directory under
+/// `rep_dir`, the bootstrap owner signed in, the resource group `bench` created.
+pub struct SignedIn {
+    pub process: BerthProcess,
+    pub listen: SocketAddr,
+    pub target: Target,
+    pub bootstrap: Bootstrap,
+    pub owner_token: String,
+}
+
+pub async fn start_signed_in(binary: &Path, rep_dir: &Path) -> Result<SignedIn> {
+    let data_dir = rep_dir.join("data");
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let listen = free_loopback_port()?;
+    let options = ServeOptions {
+        binary: binary.to_path_buf(),
+        data_dir: data_dir.clone(),
+        listen,
+        insecure_http: false,
+        log_path: rep_dir.join("serve.log"),
+    };
+    let ca_path = data_dir.join("tls").join("ca.pem");
+    let (mut process, spawned_at) = BerthProcess::spawn(&options)?;
+    wait_until_answering(&mut process, spawned_at, listen, &ProbeTrust::CaFile(ca_path.clone()))
+        .await?;
+    let pem = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+    let target = Target::tls(listen, &pem)?;
+    let bootstrap = Bootstrap::read(&data_dir)?;
+    let owner_token = operator_token(&target, &bootstrap).await?;
+    create_group(&target, &bootstrap, &owner_token).await?;
+    Ok(SignedIn { process, listen, target, bootstrap, owner_token })
+}
+
 /// A loopback port that was free a moment ago (berth binds it itself, so there is a small race).
 pub fn free_loopback_port() -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;

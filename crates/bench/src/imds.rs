@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use http::Method;
 use serde::Serialize;
 
-use crate::berth::{self, BerthProcess, Bootstrap, ProbeTrust, ServeOptions};
+use crate::berth;
 use crate::ceiling::CeilingServer;
 use crate::client::{self, RequestTemplate, Target};
 use crate::load::{self, LoadResult, LoadSpec};
@@ -71,32 +71,9 @@ async fn berth_rep(
     connections: &[usize],
     spec: &dyn Fn(usize) -> LoadSpec,
 ) -> Result<(usize, Vec<LoadResult>)> {
-    let data_dir = rep_dir.join("data");
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let listen = berth::free_loopback_port()?;
-    let options = ServeOptions {
-        binary: binary.to_path_buf(),
-        data_dir: data_dir.clone(),
-        listen,
-        insecure_http: false,
-        log_path: rep_dir.join("serve.log"),
-    };
-    let ca_path = data_dir.join("tls").join("ca.pem");
     eprintln!("rep {rep}: berth, setting up a workload");
-    let (mut process, spawned_at) = BerthProcess::spawn(&options)?;
-    berth::wait_until_answering(
-        &mut process,
-        spawned_at,
-        listen,
-        &ProbeTrust::CaFile(ca_path.clone()),
-    )
-    .await?;
-    let pem = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
-    let target = Target::tls(listen, &pem)?;
-    let bootstrap = Bootstrap::read(&data_dir)?;
-    let token = berth::operator_token(&target, &bootstrap).await?;
-    berth::create_group(&target, &bootstrap, &token).await?;
+    let berth::SignedIn { mut process, target, bootstrap, owner_token: token, .. } =
+        berth::start_signed_in(binary, rep_dir).await?;
     let registry = format!(
         "/subscriptions/{}/resourceGroups/bench/providers/Microsoft.ContainerRegistry/registries/benchacr",
         bootstrap.subscription_id
@@ -157,57 +134,20 @@ async fn put(
         .with_context(|| format!("parsing the answer to PUT {path}"))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// The table: per C, the median over repetitions of berth's tokens/s, its p50/p99, the ceiling and the ratio.
+/// The table: per C, berth's IMDS tokens/s next to the ceiling.
 pub fn render(results: &[ImdsRep], connections: &[usize]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nIMDS tokens per second (median of {} repetitions; target {TARGET_TOKENS_PER_SECOND:.0}/s)",
-        results.len()
-    );
-    let _ = writeln!(
-        out,
-        "{:>5} {:>12} {:>9} {:>9} {:>7} {:>12} {:>7}",
-        "C", "tokens/s", "p50 us", "p99 us", "errors", "ceiling/s", "ratio"
-    );
-    for (i, &c) in connections.iter().enumerate() {
-        let pick =
-            |f: &dyn Fn(&ImdsRep) -> Option<f64>| median(results.iter().filter_map(f).collect());
-        let rps = pick(&|r| r.berth.get(i).map(|l| l.requests_per_second));
-        let p50 = pick(&|r| r.berth.get(i).and_then(|l| l.latency).map(|l| l.p50_us));
-        let p99 = pick(&|r| r.berth.get(i).and_then(|l| l.latency).map(|l| l.p99_us));
-        let errors: u64 = results.iter().filter_map(|r| r.berth.get(i)).map(|l| l.errors).sum();
-        let ceiling = pick(&|r| r.ceiling.get(i).map(|l| l.requests_per_second));
-        let ratio = if ceiling > 0.0 { rps / ceiling } else { 0.0 };
-        let _ = writeln!(
-            out,
-            "{c:>5} {rps:>12.0} {p50:>9.0} {p99:>9.0} {errors:>7} {ceiling:>12.0} {ratio:>7.2}"
-        );
-    }
-    let _ = writeln!(out, "{}", crate::report::SHARED_CPU_NOTE);
-    out
+    let reps: Vec<_> = results.iter().map(|r| (r.berth.as_slice(), r.ceiling.as_slice())).collect();
+    crate::report::load_vs_ceiling(
+        &format!("IMDS tokens per second (target {TARGET_TOKENS_PER_SECOND:.0}/s)"),
+        "tokens/s",
+        connections,
+        &reps,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(vec![]), 0.0);
-    }
 
     #[test]
     fn the_token_path_asks_for_the_arm_audience() {

@@ -90,6 +90,41 @@ pub struct Environment {
 }
 
 /// The note printed with every result: the numbers are not from an isolated server.
+/// A table of a load scenario next to its ceiling: per C, the median over repetitions of the scenario's
+/// requests/s, its p50/p99, the errors summed, the ceiling's requests/s and the ratio. `reps` holds, per
+/// repetition, the scenario's and the ceiling's results in the order of `connections`.
+pub fn load_vs_ceiling(
+    title: &str,
+    unit: &str,
+    connections: &[usize],
+    reps: &[(&[LoadResult], &[LoadResult])],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{title} (median of {} repetitions)", reps.len());
+    let _ = writeln!(
+        out,
+        "{:>5} {:>12} {:>9} {:>9} {:>7} {:>12} {:>7}",
+        "C", unit, "p50 us", "p99 us", "errors", "ceiling/s", "ratio"
+    );
+    for (i, &c) in connections.iter().enumerate() {
+        let pick = |side: &dyn Fn(&(&[LoadResult], &[LoadResult])) -> Option<f64>| {
+            crate::stats::median(&reps.iter().filter_map(side).collect::<Vec<_>>())
+        };
+        let rps = pick(&|r| r.0.get(i).map(|l| l.requests_per_second));
+        let p50 = pick(&|r| r.0.get(i).and_then(|l| l.latency).map(|l| l.p50_us));
+        let p99 = pick(&|r| r.0.get(i).and_then(|l| l.latency).map(|l| l.p99_us));
+        let errors: u64 = reps.iter().filter_map(|r| r.0.get(i)).map(|l| l.errors).sum();
+        let ceiling = pick(&|r| r.1.get(i).map(|l| l.requests_per_second));
+        let ratio = if ceiling > 0.0 { rps / ceiling } else { 0.0 };
+        let _ = writeln!(
+            out,
+            "{c:>5} {rps:>12.0} {p50:>9.0} {p99:>9.0} {errors:>7} {ceiling:>12.0} {ratio:>7.2}"
+        );
+    }
+    let _ = writeln!(out, "{SHARED_CPU_NOTE}");
+    out
+}
+
 pub const SHARED_CPU_NOTE: &str = "the load generator runs on the same CPUs as the server it measures \
      (and as the ceiling server), so requests/s are a lower bound of what the server alone could do";
 

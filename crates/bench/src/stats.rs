@@ -25,6 +25,11 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     Some(Spread { median, min: first, max: last })
 }
 
+/// The median of `values` (see [`spread`]); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    spread(values).map_or(0.0, |s| s.median)
+}
+
 /// The nearest-rank percentile of an ascending slice: the smallest value with at least `fraction` of the samples at
 /// or below it. `fraction` is clamped to `0.0..=1.0`; `None` for an empty slice.
 pub fn percentile(sorted: &[u64], fraction: f64) -> Option<u64> {

@@ -18,8 +18,8 @@ use http::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::berth::{self, BerthProcess, Bootstrap, ProbeTrust, ServeOptions};
-use crate::client::{self, RequestTemplate, Target};
+use crate::berth::{self, Bootstrap};
+use crate::client::{self, RequestTemplate};
 use crate::load::{self, LoadResult, LoadSpec};
 
 /// The roles assigned at the subscription and again at the group: ten assignments the registry inherits.
@@ -67,32 +67,9 @@ async fn berth_rep(
     connections: &[usize],
     spec: &dyn Fn(usize) -> LoadSpec,
 ) -> Result<TokensRep> {
-    let data_dir = rep_dir.join("data");
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let listen = berth::free_loopback_port()?;
-    let options = ServeOptions {
-        binary: binary.to_path_buf(),
-        data_dir: data_dir.clone(),
-        listen,
-        insecure_http: false,
-        log_path: rep_dir.join("serve.log"),
-    };
-    let ca_path = data_dir.join("tls").join("ca.pem");
     eprintln!("rep {rep}: berth, setting up a principal with ten inherited assignments");
-    let (mut process, spawned_at) = BerthProcess::spawn(&options)?;
-    berth::wait_until_answering(
-        &mut process,
-        spawned_at,
-        listen,
-        &ProbeTrust::CaFile(ca_path.clone()),
-    )
-    .await?;
-    let pem = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
-    let target = Target::tls(listen, &pem)?;
-    let bootstrap = Bootstrap::read(&data_dir)?;
-    let owner = berth::operator_token(&target, &bootstrap).await?;
-    berth::create_group(&target, &bootstrap, &owner).await?;
+    let berth::SignedIn { mut process, listen, target, bootstrap, owner_token: owner } =
+        berth::start_signed_in(binary, rep_dir).await?;
     let call = |method: Method, path: String, body: Value| {
         let target = &target;
         let owner = owner.as_str();
@@ -208,45 +185,16 @@ fn access_of(body: &[u8]) -> Result<Value> {
     Ok(claims["access"][0]["actions"].clone())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// The table: per C, the median over repetitions of tokens/s, its p50/p99, the ceiling and the ratio.
+/// The table: per C, registry tokens/s next to the same server's ceiling.
 pub fn render(results: &[TokensRep], connections: &[usize]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nregistry access tokens per second, ten inherited assignments (median of {} repetitions)",
-        results.len()
-    );
-    let _ = writeln!(
-        out,
-        "{:>5} {:>12} {:>9} {:>9} {:>7} {:>12} {:>7}",
-        "C", "tokens/s", "p50 us", "p99 us", "errors", "ceiling/s", "ratio"
-    );
-    for (i, &c) in connections.iter().enumerate() {
-        let pick =
-            |f: &dyn Fn(&TokensRep) -> Option<f64>| median(results.iter().filter_map(f).collect());
-        let rps = pick(&|r| r.tokens.get(i).map(|l| l.requests_per_second));
-        let p50 = pick(&|r| r.tokens.get(i).and_then(|l| l.latency).map(|l| l.p50_us));
-        let p99 = pick(&|r| r.tokens.get(i).and_then(|l| l.latency).map(|l| l.p99_us));
-        let errors: u64 = results.iter().filter_map(|r| r.tokens.get(i)).map(|l| l.errors).sum();
-        let ceiling = pick(&|r| r.ceiling.get(i).map(|l| l.requests_per_second));
-        let ratio = if ceiling > 0.0 { rps / ceiling } else { 0.0 };
-        let _ = writeln!(
-            out,
-            "{c:>5} {rps:>12.0} {p50:>9.0} {p99:>9.0} {errors:>7} {ceiling:>12.0} {ratio:>7.2}"
-        );
-    }
-    let _ = writeln!(out, "{}", crate::report::SHARED_CPU_NOTE);
-    out
+    let reps: Vec<_> =
+        results.iter().map(|r| (r.tokens.as_slice(), r.ceiling.as_slice())).collect();
+    crate::report::load_vs_ceiling(
+        "registry access tokens per second, ten inherited assignments",
+        "tokens/s",
+        connections,
+        &reps,
+    )
 }
 
 #[cfg(test)]

@@ -23,8 +23,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::berth::{self, BerthProcess, Bootstrap, ProbeTrust, ServeOptions};
+use crate::berth::{self, Bootstrap};
 use crate::client::{self, RequestTemplate, Target};
+use crate::stats::median;
 
 /// AcrPull, by Azure's GUID.
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
@@ -126,32 +127,9 @@ async fn berth_rep(
     image: &Image,
     restarts: usize,
 ) -> Result<WebappRep> {
-    let data_dir = rep_dir.join("data");
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let listen = berth::free_loopback_port()?;
-    let options = ServeOptions {
-        binary: binary.to_path_buf(),
-        data_dir: data_dir.clone(),
-        listen,
-        insecure_http: false,
-        log_path: rep_dir.join("serve.log"),
-    };
-    let ca_path = data_dir.join("tls").join("ca.pem");
     eprintln!("rep {rep}: berth, setting up a registry, an image and a site");
-    let (mut process, spawned_at) = BerthProcess::spawn(&options)?;
-    berth::wait_until_answering(
-        &mut process,
-        spawned_at,
-        listen,
-        &ProbeTrust::CaFile(ca_path.clone()),
-    )
-    .await?;
-    let pem = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
-    let target = Target::tls(listen, &pem)?;
-    let bootstrap = Bootstrap::read(&data_dir)?;
-    let token = berth::operator_token(&target, &bootstrap).await?;
-    berth::create_group(&target, &bootstrap, &token).await?;
+    let berth::SignedIn { mut process, listen, target, bootstrap, owner_token: token } =
+        berth::start_signed_in(binary, rep_dir).await?;
     let arm = Arm { target: &target, token: &token };
     let group = format!("/subscriptions/{}/resourceGroups/bench", bootstrap.subscription_id);
     let registry = format!("{group}/providers/Microsoft.ContainerRegistry/registries/benchacr");
@@ -365,16 +343,6 @@ async fn push_blob(target: &Target, token: &str, repository: &str, bytes: &[u8])
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut values = values.to_vec();
-    values.sort_by(|a, b| a.total_cmp(b));
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// The table: per repetition the median restart-to-pulled time and the ceiling, then the medians over all.

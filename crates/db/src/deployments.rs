@@ -133,7 +133,7 @@ impl Db {
         now_ms: i64,
     ) -> Result<DeploymentStart> {
         let key = record.key();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {COLUMNS} FROM deployments WHERE key = $1");
         let existing = sqlx::query(&sql).bind(&key).fetch_optional(&mut *tx).await?;
         let existing = existing.as_ref().map(record_from).transpose()?;
@@ -315,7 +315,7 @@ impl Db {
         body: &str,
     ) -> Result<bool> {
         let key = id.to_ascii_lowercase();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let owner = sqlx::query("SELECT key FROM deployments WHERE key = $1 AND run_id = $2")
             .bind(&key)
             .bind(run_id)
