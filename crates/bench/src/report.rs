@@ -90,6 +90,9 @@ pub struct Environment {
 }
 
 /// The note printed with every result: the numbers are not from an isolated server.
+/// One repetition of a load scenario: its results and the ceiling's, per C.
+pub type LoadAndCeiling<'a> = (&'a [LoadResult], &'a [LoadResult]);
+
 /// A table of a load scenario next to its ceiling: per C, the median over repetitions of the scenario's
 /// requests/s, its p50/p99, the errors summed, the ceiling's requests/s and the ratio. `reps` holds, per
 /// repetition, the scenario's and the ceiling's results in the order of `connections`.
@@ -97,7 +100,7 @@ pub fn load_vs_ceiling(
     title: &str,
     unit: &str,
     connections: &[usize],
-    reps: &[(&[LoadResult], &[LoadResult])],
+    reps: &[LoadAndCeiling<'_>],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n{title} (median of {} repetitions)", reps.len());
@@ -107,7 +110,7 @@ pub fn load_vs_ceiling(
         "C", unit, "p50 us", "p99 us", "errors", "ceiling/s", "ratio"
     );
     for (i, &c) in connections.iter().enumerate() {
-        let pick = |side: &dyn Fn(&(&[LoadResult], &[LoadResult])) -> Option<f64>| {
+        let pick = |side: &dyn Fn(&LoadAndCeiling<'_>) -> Option<f64>| {
             crate::stats::median(&reps.iter().filter_map(side).collect::<Vec<_>>())
         };
         let rps = pick(&|r| r.0.get(i).map(|l| l.requests_per_second));

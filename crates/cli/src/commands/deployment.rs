@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use berth_client::{encode_path_segment, Method};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use super::Context;
@@ -141,44 +142,16 @@ async fn request_body(args: &DeploymentTemplateArgs, session: &Session) -> Resul
 }
 
 /// A spinner on stderr while the deployment runs, only when stderr is a terminal.
-struct Progress {
-    started: Instant,
-    tty: bool,
-    frame: usize,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Progress {
-        Progress {
-            started: Instant::now(),
-            tty: enabled && std::io::stderr().is_terminal(),
-            frame: 0,
-        }
+fn progress(enabled: bool) -> ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
     }
-
-    fn tick(&mut self, state: &str) {
-        if !self.tty {
-            return;
-        }
-        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
-        self.frame += 1;
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r{} {state} ({:.1}s)\x1b[K",
-            FRAMES[self.frame % FRAMES.len()],
-            self.started.elapsed().as_secs_f64()
-        );
-        let _ = stderr.flush();
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        spinner.set_style(style);
     }
-
-    fn clear(&self) {
-        if self.tty {
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "\r\x1b[K");
-            let _ = stderr.flush();
-        }
-    }
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
 }
 
 fn is_terminal_state(state: &str) -> bool {
@@ -198,7 +171,7 @@ pub async fn create(args: DeploymentTemplateArgs, context: &Context<'_>) -> Resu
     if args.no_wait {
         return Ok(None);
     }
-    let mut progress = Progress::new(!context.global.only_show_errors);
+    let progress = progress(!context.global.only_show_errors);
     let begun = Instant::now();
     let mut deployment = started.body;
     loop {
@@ -208,17 +181,17 @@ pub async fn create(args: DeploymentTemplateArgs, context: &Context<'_>) -> Resu
             break;
         }
         if begun.elapsed() > MAX_WAIT {
-            progress.clear();
+            progress.finish_and_clear();
             anyhow::bail!(
                 "the deployment '{name}' is still {state} after {} s",
                 MAX_WAIT.as_secs()
             );
         }
-        progress.tick(&format!("Running deployment '{name}': {state}"));
+        progress.set_message(format!("Running deployment '{name}': {state}"));
         tokio::time::sleep(POLL).await;
         deployment = session.client.get(&path).await?;
     }
-    progress.clear();
+    progress.finish_and_clear();
     let state = deployment["properties"]["provisioningState"].as_str().unwrap_or_default();
     if state != "Succeeded" {
         let error = &deployment["properties"]["error"];
