@@ -16,11 +16,13 @@
 //! requests/s are a lower bound. Every berth process is stopped on every exit path (SIGTERM, SIGKILL after 5 s),
 //! including Ctrl-C. This is a benchmark, not a test: nothing here runs under `cargo test` except its parts.
 //! `--imds` measures a workload's IMDS tokens per second instead (`imds.rs`), `--webapp` the time from a web app's
-//! restart to its image pulled (`webapp.rs`), `--registry-tokens` registry access tokens per second (`tokens.rs`).
+//! restart to its image pulled (`webapp.rs`), `--registry-tokens` registry access tokens per second (`tokens.rs`),
+//! `--deploy` the source document's Bicep files compiled and deployed (`deploy.rs`).
 
 mod berth;
 mod ceiling;
 mod client;
+mod deploy;
 mod imds;
 mod load;
 mod report;
@@ -80,6 +82,15 @@ struct Args {
     /// (see `tokens.rs`), next to the same server's ceiling.
     #[arg(long, conflicts_with_all = ["imds", "webapp"])]
     registry_tokens: bool,
+    /// Measure only the source document's Bicep files compiled and deployed end to end (see `deploy.rs`).
+    #[arg(long, conflicts_with_all = ["imds", "webapp", "registry_tokens"])]
+    deploy: bool,
+    /// The `.bicep` file the deployment scenario compiles and deploys (default: the corrected source files).
+    #[arg(long, value_name = "FILE")]
+    deploy_template: Option<PathBuf>,
+    /// Re-deployments timed per repetition of the deployment scenario.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=100))]
+    deploy_runs: u32,
     /// The web-app image's size in MiB.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=4096))]
     webapp_mib: u32,
@@ -180,6 +191,20 @@ async fn run(args: &Args) -> Result<()> {
             args.reps as usize,
             args.webapp_mib as usize,
             args.webapp_restarts as usize,
+        )
+        .await?;
+        write_json(args.json.as_deref(), &results)?;
+        run_dir.close().context("removing the run directory")?;
+        return Ok(());
+    }
+    if args.deploy {
+        let template = args.deploy_template.clone().unwrap_or_else(deploy::default_template);
+        let results = deploy::run(
+            &binary,
+            run_dir.path(),
+            args.reps as usize,
+            &template,
+            args.deploy_runs as usize,
         )
         .await?;
         write_json(args.json.as_deref(), &results)?;
