@@ -165,6 +165,11 @@ impl ResourceSnapshot {
     pub fn get(&self, resource_id: &str) -> Option<&Value> {
         self.resources.get(&resource_id.to_ascii_lowercase())
     }
+
+    /// Forgets a resource, so that `reference()` to it is unknown (what-if: its state after a change).
+    pub fn remove(&mut self, resource_id: &str) {
+        self.resources.remove(&resource_id.to_ascii_lowercase());
+    }
 }
 
 impl ResourceReader for ResourceSnapshot {

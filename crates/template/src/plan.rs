@@ -1054,9 +1054,12 @@ impl Plan {
         resource_group: &dyn Fn(&str) -> Option<ResourceGroupInfo>,
     ) -> Result<Vec<WhatIfEntry>, Diagnostics> {
         let mut out = Vec::new();
+        // What later resources may read: a nested deployment that would change something has outputs nobody knows
+        // before it runs, so references to it are shown as their expressions, not as its last run's outputs.
+        let mut known = current.clone();
         for &index in self.waves.iter().flatten() {
             let resource = &self.resources[index];
-            let after = self.evaluate_resource_what_if(index, current)?;
+            let after = self.evaluate_resource_what_if(index, &known)?;
             if resource.is_nested_deployment() {
                 let nested = self.nested_deployment(index, &after)?;
                 let group = match nested.target_resource_group(&self.ctx) {
@@ -1074,7 +1077,14 @@ impl Plan {
                     &nested.parameters,
                     nested.context(&self.ctx, group),
                 )?;
-                out.extend(child.what_if(current, resource_group)?);
+                let changes = child.what_if(&known, resource_group)?;
+                if changes
+                    .iter()
+                    .any(|c| c.change.change_type != crate::whatif::ChangeType::NoChange)
+                {
+                    known.remove(&resource.id);
+                }
+                out.extend(changes);
                 continue;
             }
             let before = current.get(&resource.id).cloned();

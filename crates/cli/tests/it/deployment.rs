@@ -160,10 +160,14 @@ async fn deployment_group_commands_deploy_the_scenario() {
             .contains("  + Microsoft.ManagedIdentity/userAssignedIdentities/id2 [2018-11-30]\n"),
         "{renamed}"
     );
+    // The new identity's AcrPull assignment too: its principal is only known once the identity exists.
     assert!(
-        renamed.stdout.contains("Resource changes: 1 to create, 1 no change, 2 to ignore."),
+        renamed.stdout.contains(
+            "properties.principalId: \"[reference(resourceId('Microsoft.Resources/deployments', 'managedIdentityDeployment'), '2025-04-01').outputs.principalId.value]\""
+        ),
         "{renamed}"
     );
+    assert!(renamed.stdout.contains("Resource changes: 2 to create, 2 to ignore."), "{renamed}");
     assert!(!renamed.stdout.contains('\x1b'), "no colour without a terminal");
 
     // validate; a JSON template with a parameters file; a bad parameter is the server's 400.
