@@ -181,6 +181,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_GC_GRACE_PERIOD", value_name = "DURATION", default_value = "1h",
           value_parser = parse_duration)]
     pub gc_grace_period: std::time::Duration,
+    /// How long audited authorization decisions are kept (`90d`; `0` keeps them forever); the background
+    /// collector removes older ones.
+    #[arg(long, env = "BERTH_AUDIT_RETENTION", value_name = "DURATION", default_value = "90d",
+          value_parser = parse_duration)]
+    pub audit_retention: std::time::Duration,
     /// Run no host agent in this process (web apps' images are then pulled by other nodes only).
     #[arg(long, env = "BERTH_NO_HOST_AGENT")]
     pub no_host_agent: bool,

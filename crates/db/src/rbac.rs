@@ -404,6 +404,26 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes audit events older than `before_ms` (Unix milliseconds), a few thousand per statement so that no
+    /// single write holds SQLite's lock for long; returns how many went.
+    pub async fn delete_audit_events_before(&self, before_ms: i64) -> Result<u64> {
+        const CHUNK: i64 = 5000;
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(CHUNK)
+            .execute(self.pool())
+            .await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// Audit events matching `query`, newest first.
     pub async fn list_audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
         let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");

@@ -584,3 +584,33 @@ async fn deployments_have_one_run_at_a_time_and_go_with_their_group() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_events_older_than_the_retention_are_deleted() {
+    each_backend(|db| async move {
+        let event = |id: &str, at: i64| AuditEvent {
+            id: id.into(),
+            at,
+            principal_id: "p".into(),
+            surface: "registry".into(),
+            action: "pull".into(),
+            scope: "/subscriptions/s".into(),
+            repository: None,
+            allowed: true,
+            assignment_id: None,
+            role_name: None,
+        };
+        let old: Vec<AuditEvent> =
+            (0..12_000).map(|i| event(&format!("old-{i}"), 1_000 + i)).collect();
+        db.insert_audit_events(&old).await.unwrap();
+        db.insert_audit_events(&[event("new", 50_000)]).await.unwrap();
+        assert_eq!(db.delete_audit_events_before(50_000).await.unwrap(), 12_000);
+        let left = db
+            .list_audit_events(&AuditQuery { limit: 100, ..AuditQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["new"]);
+        assert_eq!(db.delete_audit_events_before(50_000).await.unwrap(), 0);
+    })
+    .await;
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 /// How old unreferenced content must be before garbage collection removes it, unless told otherwise.
 pub const DEFAULT_GC_GRACE_PERIOD: Duration = Duration::from_secs(3600);
+/// How long audited authorization decisions are kept by default (`--audit-retention`): 90 days.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Everything the server needs to start. Built by the CLI from flags and `BERTH_*` variables.
 #[derive(Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct Config {
     /// How old unreferenced blobs, links, files and upload sessions must be before garbage collection removes them
     /// (`--gc-grace-period`): a push's blobs are unreferenced until its manifest arrives.
     pub gc_grace_period: Duration,
+    /// How long audited authorization decisions are kept (`--audit-retention`); the background collector deletes
+    /// older ones every `gc_interval`. Zero keeps them forever.
+    pub audit_retention: Duration,
     /// The host agent that pulls and runs web apps' images (`None`: no agent in this process).
     pub host_agent: Option<crate::host_agent::HostAgentConfig>,
 }
@@ -58,6 +63,7 @@ impl Config {
             federation_jwks: Vec::new(),
             gc_interval: DEFAULT_GC_INTERVAL,
             gc_grace_period: DEFAULT_GC_GRACE_PERIOD,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             host_agent: Some(crate::host_agent::HostAgentConfig::default()),
         }
     }

@@ -371,6 +371,7 @@ pub(crate) fn spawn_background(
     state: Arc<AppState>,
     interval: Duration,
     grace_period: Duration,
+    audit_retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -398,6 +399,20 @@ pub(crate) fn spawn_background(
                     "garbage collection"
                 ),
                 Err(error) => tracing::warn!(%error, "garbage collection failed"),
+            }
+            if !audit_retention.is_zero() {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_default();
+                let cutoff = now_ms - audit_retention.as_millis() as i64;
+                match state.db.delete_audit_events_before(cutoff).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(deleted, "audit events past their retention removed")
+                    }
+                    Err(error) => tracing::warn!(%error, "removing old audit events failed"),
+                }
             }
         }
     })

@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<Server> {
             state.clone(),
             config.gc_interval,
             config.gc_grace_period,
+            config.audit_retention,
             shutdown_rx.clone(),
         )
     });

@@ -24,6 +24,7 @@ fn config_from(args: ServeArgs) -> Config {
     config.federation_jwks = args.federation_jwks;
     config.gc_interval = args.gc_interval;
     config.gc_grace_period = args.gc_grace_period;
+    config.audit_retention = args.audit_retention;
     config.host_agent =
         (!args.no_host_agent).then_some(berth_server::host_agent::HostAgentConfig {
             poll_interval: args.site_poll_interval,
