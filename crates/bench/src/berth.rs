@@ -354,6 +354,52 @@ pub async fn create_group(target: &Target, bootstrap: &Bootstrap, token: &str) -
     Ok(())
 }
 
+/// ARM (and Graph) calls as one principal, each on a fresh connection; `get_on` reuses a connection for polling.
+pub struct Arm<'a> {
+    pub target: &'a Target,
+    pub token: &'a str,
+}
+
+impl Arm<'_> {
+    /// `method path` with an optional JSON body; the answer's JSON (Null when empty), or an error naming the status.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let mut template =
+            RequestTemplate::new(method.clone(), self.target.addr, path, Some(self.token))?;
+        if let Some(body) = body {
+            template = template.with_body("application/json", serde_json::to_vec(&body)?);
+        }
+        let response =
+            fetch(self.target, &template).await.with_context(|| format!("{method} {path}"))?;
+        if !response.status.is_success() {
+            bail!("{method} {path} answered {}: {}", response.status, response.body_excerpt());
+        }
+        if response.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&response.body)
+            .with_context(|| format!("parsing the answer to {method} {path}"))
+    }
+
+    /// `GET path` on an open connection.
+    pub async fn get_on(
+        &self,
+        connection: &mut crate::client::Connection,
+        path: &str,
+    ) -> Result<serde_json::Value> {
+        let template = RequestTemplate::new(Method::GET, self.target.addr, path, Some(self.token))?;
+        let response = crate::client::send(connection, template.build()).await?;
+        if !response.status.is_success() {
+            bail!("GET {path} answered {}: {}", response.status, response.body_excerpt());
+        }
+        serde_json::from_slice(&response.body).with_context(|| format!("parsing GET {path}"))
+    }
+}
+
 /// A berth started for one repetition of a scenario: HTTPS (its default) on a fresh data directory under
 /// `rep_dir`, the bootstrap owner signed in, the resource group `bench` created.
 pub struct SignedIn {

@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::berth;
-use crate::client::{self, RequestTemplate, Target};
-use crate::stats::median;
+use crate::berth::Arm;
+use crate::client::{self, RequestTemplate};
+use crate::stats::{median, millis};
 
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 const DEPLOYMENTS_API: &str = "api-version=2025-04-01";
@@ -158,37 +159,6 @@ async fn deploy_once(
             _ => tokio::time::sleep(Duration::from_millis(2)).await,
         }
     }
-}
-
-/// ARM calls as the bootstrap owner, each on a fresh connection.
-struct Arm<'a> {
-    target: &'a Target,
-    token: &'a str,
-}
-
-impl Arm<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut template =
-            RequestTemplate::new(method.clone(), self.target.addr, path, Some(self.token))?;
-        if let Some(body) = body {
-            template = template.with_body("application/json", serde_json::to_vec(&body)?);
-        }
-        let response = client::fetch(self.target, &template)
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        if !response.status.is_success() {
-            bail!("{method} {path} answered {}: {}", response.status, response.body_excerpt());
-        }
-        if response.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&response.body)
-            .with_context(|| format!("parsing the answer to {method} {path}"))
-    }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// The table: per repetition the compile time, the first deployment and the median re-deployment.

@@ -42,6 +42,7 @@ use crate::ceiling::CeilingServer;
 use crate::client::{RequestTemplate, Target};
 use crate::load::LoadSpec;
 use crate::report::{BerthRep, CeilingRep, Environment, Report, Settings, StartSample, Transport};
+use crate::stats::millis;
 
 /// How long berth idles after its first answer before its memory is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
@@ -372,10 +373,6 @@ async fn settle_and_sample(process: &mut BerthProcess, ready: Readiness) -> Resu
         probe_attempts: ready.attempts,
         idle_memory: process.memory()?,
     })
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }
 
 /// The three load averages of `/proc/loadavg`, to tell whether the machine was busy with something else.

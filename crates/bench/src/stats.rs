@@ -25,6 +25,11 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     Some(Spread { median, min: first, max: last })
 }
 
+/// A duration in milliseconds.
+pub fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
 /// The median of `values` (see [`spread`]); 0 for none.
 pub fn median(values: &[f64]) -> f64 {
     spread(values).map_or(0.0, |s| s.median)

@@ -70,47 +70,39 @@ async fn berth_rep(
     eprintln!("rep {rep}: berth, setting up a principal with ten inherited assignments");
     let berth::SignedIn { mut process, listen, target, bootstrap, owner_token: owner } =
         berth::start_signed_in(binary, rep_dir).await?;
-    let call = |method: Method, path: String, body: Value| {
-        let target = &target;
-        let owner = owner.as_str();
-        async move {
-            let template = RequestTemplate::new(method.clone(), target.addr, &path, Some(owner))?
-                .with_body("application/json", serde_json::to_vec(&body)?);
-            let response = client::fetch(target, &template).await?;
-            if !response.status.is_success() {
-                bail!("{method} {path} answered {}: {}", response.status, response.body_excerpt());
-            }
-            serde_json::from_slice::<Value>(&response.body)
-                .with_context(|| format!("parsing the answer to {method} {path}"))
-        }
-    };
+    let arm = berth::Arm { target: &target, token: &owner };
     let subscription = format!("/subscriptions/{}", bootstrap.subscription_id);
     let group = format!("{subscription}/resourceGroups/bench");
-    call(
+    arm.call(
         Method::PUT,
-        format!("{group}/providers/Microsoft.ContainerRegistry/registries/benchacr?api-version=2023-07-01"),
-        json!({"location": "westeurope", "sku": {"name": "Standard"}}),
+        &format!("{group}/providers/Microsoft.ContainerRegistry/registries/benchacr?api-version=2023-07-01"),
+        Some(json!({"location": "westeurope", "sku": {"name": "Standard"}})),
     )
     .await?;
     let app =
-        call(Method::POST, "/v1.0/applications".into(), json!({"displayName": "bench"})).await?;
-    let sp = call(Method::POST, "/v1.0/servicePrincipals".into(), json!({"appId": app["appId"]}))
+        arm.call(Method::POST, "/v1.0/applications", Some(json!({"displayName": "bench"}))).await?;
+    let sp = arm
+        .call(Method::POST, "/v1.0/servicePrincipals", Some(json!({"appId": app["appId"]})))
         .await?;
     let app_object = app["id"].as_str().context("the application has no id")?;
-    let password =
-        call(Method::POST, format!("/v1.0/applications/{app_object}/addPassword"), json!({}))
-            .await?;
+    let password = arm
+        .call(
+            Method::POST,
+            &format!("/v1.0/applications/{app_object}/addPassword"),
+            Some(json!({})),
+        )
+        .await?;
     for scope in [&subscription, &group] {
         for role in ROLES {
-            call(
+            arm.call(
                 Method::PUT,
-                format!(
+                &format!(
                     "{scope}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
                     uuid::Uuid::new_v4()
                 ),
-                json!({"properties": {
+                Some(json!({"properties": {
                     "roleDefinitionId": format!("{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
-                    "principalId": sp["id"], "principalType": "ServicePrincipal"}}),
+                    "principalId": sp["id"], "principalType": "ServicePrincipal"}})),
             )
             .await?;
         }

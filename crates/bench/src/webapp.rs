@@ -23,9 +23,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
+use crate::berth::Arm;
 use crate::berth::{self, Bootstrap};
 use crate::client::{self, RequestTemplate, Target};
-use crate::stats::median;
+use crate::stats::{median, millis};
 
 /// AcrPull, by Azure's GUID.
 const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
@@ -241,42 +242,6 @@ async fn berth_rep(
     })
 }
 
-/// ARM calls as the bootstrap owner, each on a fresh connection.
-struct Arm<'a> {
-    target: &'a Target,
-    token: &'a str,
-}
-
-impl Arm<'_> {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut template =
-            RequestTemplate::new(method.clone(), self.target.addr, path, Some(self.token))?;
-        if let Some(body) = body {
-            template = template.with_body("application/json", serde_json::to_vec(&body)?);
-        }
-        let response = client::fetch(self.target, &template)
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        if !response.status.is_success() {
-            bail!("{method} {path} answered {}: {}", response.status, response.body_excerpt());
-        }
-        if response.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&response.body)
-            .with_context(|| format!("parsing the answer to {method} {path}"))
-    }
-
-    async fn get_on(&self, connection: &mut client::Connection, path: &str) -> Result<Value> {
-        let template = RequestTemplate::new(Method::GET, self.target.addr, path, Some(self.token))?;
-        let response = client::send(connection, template.build()).await?;
-        if !response.status.is_success() {
-            bail!("GET {path} answered {}: {}", response.status, response.body_excerpt());
-        }
-        serde_json::from_slice(&response.body).with_context(|| format!("parsing GET {path}"))
-    }
-}
-
 async fn last_attempt(
     connection: &mut client::Connection,
     arm: &Arm<'_>,
@@ -339,10 +304,6 @@ async fn push_blob(target: &Target, token: &str, repository: &str, bytes: &[u8])
         bail!("POST {path} answered {}: {}", response.status, response.body_excerpt());
     }
     Ok(())
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// The table: per repetition the median restart-to-pulled time and the ceiling, then the medians over all.
