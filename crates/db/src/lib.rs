@@ -97,6 +97,9 @@ impl Db {
                 Backend::Postgres => 16,
             })
             .min_connections(1)
+            // A ping before every acquire is one more round trip to SQLite's worker thread and proves nothing for
+            // an in-process database; a PostgreSQL connection that died is still caught before it is handed out.
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
