@@ -8,10 +8,11 @@
 //! links D between that decision and the deletion would end up with a link to nothing. Both sides therefore take
 //! the same lock first: D's row in `blobs`.
 //!
-//! - Writers (an upload's commit, a mount, a manifest put, which also writes the manifest's own bytes) begin their
-//!   transaction by inserting or updating D's row (`touch_blob`, `lock_blob`): on PostgreSQL that takes the row's
-//!   lock, on SQLite the database's single write lock. Only then do they write the bytes (the caller's `publish`
-//!   future runs inside the transaction), check what the manifest references, and insert the link.
+//! - Writers (an upload's commit, a mount, a manifest put, which also writes the manifest's own bytes) hold D's lock
+//!   before they write the bytes (the caller's `publish` future runs inside the transaction), check what the
+//!   manifest references, and insert the link. On PostgreSQL they take it by inserting or updating D's row first
+//!   (`touch_blob`, `lock_blob`); on SQLite `BEGIN IMMEDIATE` has already taken the database's single write lock,
+//!   so there the row is written after the bytes, with the other records, in one batch (`batch.rs`).
 //! - Garbage collection locks D's row the same way (`UPDATE ... SET size = size`, or for a file without a row
 //!   an `INSERT ... ON CONFLICT DO NOTHING`, which waits for a writer's uncommitted insert), then checks in a new
 //!   statement that no link and no manifest names D, and deletes the file before it commits the row's deletion.
@@ -34,8 +35,9 @@ use std::future::Future;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::registry::ensure_repository;
-use crate::{Db, ManifestRecord, ReferenceKind, Result, UploadRecord};
+use crate::batch::{Batch, Value};
+use crate::registry::{ensure_repository, push_ensure_repository, push_manifest_records};
+use crate::{Backend, Db, ManifestRecord, ReferenceKind, Result, UploadRecord};
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
@@ -112,17 +114,16 @@ pub struct GcBlob {
 }
 
 /// Insert or refresh the digest's row, taking its lock.
+const TOUCH_BLOB: &str = "INSERT INTO blobs (digest, size, last_linked_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_linked_at = excluded.last_linked_at";
+
 async fn touch_blob(tx: &mut Tx<'_>, digest: &str, size: i64, now: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO blobs (digest, size, last_linked_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_linked_at = excluded.last_linked_at",
-    )
-    .bind(digest)
-    .bind(size)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(TOUCH_BLOB).bind(digest).bind(size).bind(now).execute(&mut **tx).await?;
     Ok(())
+}
+
+fn push_touch_blob<'a>(batch: &mut Batch<'a>, digest: &'a str, size: i64, now: &'a str) {
+    batch.push(TOUCH_BLOB, vec![Value::Text(digest), Value::Integer(size), Value::Text(now)]);
 }
 
 /// Lock the digest's row if it exists, refreshing `last_linked_at` when `now` is given; whether it exists.
@@ -145,20 +146,34 @@ async fn lock_blob(tx: &mut Tx<'_>, digest: &str, now: Option<&str>) -> Result<b
     Ok(done.rows_affected() > 0)
 }
 
+const UPSERT_LINK: &str =
+    "INSERT INTO repository_blobs (registry, repository, digest, size, created_at, linked_at) \
+     VALUES ($1, $2, $3, $4, $5, $5) \
+     ON CONFLICT (registry, repository, digest) DO UPDATE SET linked_at = excluded.linked_at";
+
 async fn upsert_link(tx: &mut Tx<'_>, link: &BlobLink<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO repository_blobs (registry, repository, digest, size, created_at, linked_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) \
-         ON CONFLICT (registry, repository, digest) DO UPDATE SET linked_at = excluded.linked_at",
-    )
-    .bind(link.registry)
-    .bind(link.repository)
-    .bind(link.digest)
-    .bind(link.size)
-    .bind(link.now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(UPSERT_LINK)
+        .bind(link.registry)
+        .bind(link.repository)
+        .bind(link.digest)
+        .bind(link.size)
+        .bind(link.now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+fn push_upsert_link<'a>(batch: &mut Batch<'a>, link: &BlobLink<'a>) {
+    batch.push(
+        UPSERT_LINK,
+        vec![
+            Value::Text(link.registry),
+            Value::Text(link.repository),
+            Value::Text(link.digest),
+            Value::Integer(link.size),
+            Value::Text(link.now),
+        ],
+    );
 }
 
 /// Whether anything (a link or a manifest, in any registry) names the digest.
@@ -202,7 +217,13 @@ impl Db {
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<std::result::Result<T, E>> {
         let mut tx = self.begin_write().await?;
-        touch_blob(&mut tx, link.digest, link.size, link.now).await?;
+        // See the module's comment: on PostgreSQL the blob's row is locked before its bytes appear. SQLite's
+        // `BEGIN IMMEDIATE` already holds the one write lock, so there the row is written with the rest, in one
+        // round trip to the connection's thread.
+        let lock_row_first = self.backend() == Backend::Postgres;
+        if lock_row_first {
+            touch_blob(&mut tx, link.digest, link.size, link.now).await?;
+        }
         let published = match publish.await {
             Ok(published) => published,
             Err(error) => {
@@ -210,11 +231,16 @@ impl Db {
                 return Ok(Err(error));
             }
         };
-        ensure_repository(&mut tx, link.registry, link.repository, link.now).await?;
-        upsert_link(&mut tx, link).await?;
-        if let Some(id) = upload_id {
-            sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let mut batch = Batch::default();
+        if !lock_row_first {
+            push_touch_blob(&mut batch, link.digest, link.size, link.now);
         }
+        push_ensure_repository(&mut batch, link.registry, link.repository, link.now);
+        push_upsert_link(&mut batch, link);
+        if let Some(id) = upload_id {
+            batch.push("DELETE FROM uploads WHERE id = $1", vec![Value::Text(id)]);
+        }
+        batch.run(&mut tx, self.backend()).await?;
         tx.commit().await?;
         Ok(Ok(published))
     }
@@ -264,35 +290,28 @@ impl Db {
         tag: Option<&str>,
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<ManifestStore<E>> {
-        let (registry, repository) = (&manifest.registry, &manifest.repository);
         let mut tx = self.begin_write().await?;
-        lock_for_manifest(&mut tx, manifest, references).await?;
-        for (target, kind) in references {
-            let sql = match kind {
-                ReferenceKind::Blob => {
-                    "SELECT 1 AS found FROM repository_blobs WHERE registry = $1 AND repository = $2 AND digest = $3"
-                }
-                ReferenceKind::Manifest => {
-                    "SELECT 1 AS found FROM manifests WHERE registry = $1 AND repository = $2 AND digest = $3"
-                }
-                ReferenceKind::Subject => continue,
-            };
-            let found = sqlx::query(sql)
-                .bind(registry)
-                .bind(repository)
-                .bind(target)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if found.is_none() {
-                tx.rollback().await?;
-                return Ok(ManifestStore::Missing { digest: target.clone(), kind: *kind });
-            }
+        // As in `link_blob_publishing`: row locks first on PostgreSQL, everything in one batch on SQLite.
+        let lock_rows_first = self.backend() == Backend::Postgres;
+        if lock_rows_first {
+            let mut locks = Batch::default();
+            push_manifest_locks(&mut locks, manifest, references);
+            locks.run(&mut tx, self.backend()).await?;
+        }
+        if let Some((digest, kind)) = first_missing(&mut tx, manifest, references).await? {
+            tx.rollback().await?;
+            return Ok(ManifestStore::Missing { digest, kind });
         }
         if let Err(error) = publish.await {
             tx.rollback().await?;
             return Ok(ManifestStore::NotPublished(error));
         }
-        insert_manifest(&mut tx, manifest, references, tag).await?;
+        let mut batch = Batch::default();
+        if !lock_rows_first {
+            push_manifest_locks(&mut batch, manifest, references);
+        }
+        push_manifest_records(&mut batch, manifest, references, tag);
+        batch.run(&mut tx, self.backend()).await?;
         tx.commit().await?;
         Ok(ManifestStore::Stored)
     }
@@ -305,8 +324,10 @@ impl Db {
         tag: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        lock_for_manifest(&mut tx, manifest, references).await?;
-        insert_manifest(&mut tx, manifest, references, tag).await?;
+        let mut batch = Batch::default();
+        push_manifest_locks(&mut batch, manifest, references);
+        push_manifest_records(&mut batch, manifest, references, tag);
+        batch.run(&mut tx, self.backend()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -575,11 +596,13 @@ pub(crate) async fn lock_digest(tx: &mut Tx<'_>, digest: &str) -> Result<()> {
 
 /// Lock the manifest's row (inserting or refreshing it) and the rows of the blobs and manifests it references, in
 /// digest order.
-async fn lock_for_manifest(
-    tx: &mut Tx<'_>,
-    manifest: &ManifestRecord,
-    references: &[(String, ReferenceKind)],
-) -> Result<()> {
+/// The row locks of a manifest put, in digest order: its own digest's row (inserted or refreshed) and the rows of
+/// the digests it references (their `last_linked_at` refreshed; a reference without a row is checked afterwards).
+fn push_manifest_locks<'a>(
+    batch: &mut Batch<'a>,
+    manifest: &'a ManifestRecord,
+    references: &'a [(String, ReferenceKind)],
+) {
     let mut digests: Vec<&str> = references
         .iter()
         .filter(|(_, kind)| *kind != ReferenceKind::Subject)
@@ -590,19 +613,51 @@ async fn lock_for_manifest(
     digests.dedup();
     for digest in digests {
         if digest == manifest.digest {
-            touch_blob(tx, digest, manifest.size, &manifest.created_at).await?;
+            push_touch_blob(batch, digest, manifest.size, &manifest.created_at);
         } else {
-            lock_blob(tx, digest, Some(&manifest.created_at)).await?;
+            batch.push(
+                "UPDATE blobs SET last_linked_at = $2 WHERE digest = $1",
+                vec![Value::Text(digest), Value::Text(&manifest.created_at)],
+            );
         }
     }
-    Ok(())
 }
 
-async fn insert_manifest(
+/// The first of the manifest's references (in its order) that its repository lacks: a blob not linked to it or a
+/// manifest not in it. One query per kind of reference instead of one per reference.
+async fn first_missing(
     tx: &mut Tx<'_>,
     manifest: &ManifestRecord,
     references: &[(String, ReferenceKind)],
-    tag: Option<&str>,
-) -> Result<()> {
-    crate::registry::insert_manifest_records(tx, manifest, references, tag).await
+) -> Result<Option<(String, ReferenceKind)>> {
+    let mut found = std::collections::HashSet::new();
+    for (kind, table) in
+        [(ReferenceKind::Blob, "repository_blobs"), (ReferenceKind::Manifest, "manifests")]
+    {
+        let wanted: Vec<&str> = references
+            .iter()
+            .filter(|(_, reference_kind)| *reference_kind == kind)
+            .map(|(target, _)| target.as_str())
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let placeholders: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT digest FROM {table} WHERE registry = $1 AND repository = $2 AND digest IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(&manifest.registry).bind(&manifest.repository);
+        for digest in &wanted {
+            query = query.bind(*digest);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            found.insert((kind, row.try_get::<String, _>("digest")?));
+        }
+    }
+    Ok(references
+        .iter()
+        .filter(|(_, kind)| *kind != ReferenceKind::Subject)
+        .find(|(target, kind)| !found.contains(&(*kind, target.clone())))
+        .map(|(target, kind)| (target.clone(), *kind)))
 }

@@ -6,6 +6,7 @@
 //!
 //! Every multi-row change runs in one transaction, so a crash never leaves half a record behind.
 
+mod batch;
 mod deployments;
 mod gc;
 mod identities;

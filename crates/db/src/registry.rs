@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::batch::{Batch, Value};
 use crate::gc::BlobLink;
 use crate::{Db, Result};
 
@@ -25,7 +26,7 @@ pub struct ManifestRecord {
 }
 
 /// What a manifest references.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReferenceKind {
     Blob,
     Manifest,
@@ -87,7 +88,7 @@ pub(crate) async fn ensure_repository(
     repository: &str,
     now: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO repositories (registry, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (registry, name) DO NOTHING")
+    sqlx::query(ENSURE_REPOSITORY)
         .bind(registry)
         .bind(repository)
         .bind(now)
@@ -96,58 +97,74 @@ pub(crate) async fn ensure_repository(
     Ok(())
 }
 
-/// The records of a manifest put (repository, manifest, references, tag) inside the caller's transaction.
-pub(crate) async fn insert_manifest_records(
-    tx: &mut Tx<'_>,
-    manifest: &ManifestRecord,
-    references: &[(String, ReferenceKind)],
-    tag: Option<&str>,
-) -> Result<()> {
-    let (registry, repository) = (&manifest.registry, &manifest.repository);
-    ensure_repository(tx, registry, repository, &manifest.created_at).await?;
-    let sql = format!(
-        "INSERT INTO manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (registry, repository, digest) DO NOTHING"
+const ENSURE_REPOSITORY: &str =
+    "INSERT INTO repositories (registry, name, created_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (registry, name) DO NOTHING";
+
+pub(crate) fn push_ensure_repository<'a>(
+    batch: &mut Batch<'a>,
+    registry: &'a str,
+    repository: &'a str,
+    now: &'a str,
+) {
+    batch.push(
+        ENSURE_REPOSITORY,
+        vec![Value::Text(registry), Value::Text(repository), Value::Text(now)],
     );
-    sqlx::query(&sql)
-        .bind(registry)
-        .bind(repository)
-        .bind(&manifest.digest)
-        .bind(&manifest.media_type)
-        .bind(manifest.size)
-        .bind(&manifest.artifact_type)
-        .bind(&manifest.subject)
-        .bind(&manifest.annotations)
-        .bind(&manifest.created_at)
-        .execute(&mut **tx)
-        .await?;
+}
+
+/// The records of a manifest put (repository, manifest, references, tag), added to the caller's batch.
+pub(crate) fn push_manifest_records<'a>(
+    batch: &mut Batch<'a>,
+    manifest: &'a ManifestRecord,
+    references: &'a [(String, ReferenceKind)],
+    tag: Option<&'a str>,
+) {
+    let (registry, repository) = (manifest.registry.as_str(), manifest.repository.as_str());
+    push_ensure_repository(batch, registry, repository, &manifest.created_at);
+    batch.push(
+        format!(
+            "INSERT INTO manifests ({MANIFEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (registry, repository, digest) DO NOTHING"
+        ),
+        vec![
+            Value::Text(registry),
+            Value::Text(repository),
+            Value::Text(&manifest.digest),
+            Value::Text(&manifest.media_type),
+            Value::Integer(manifest.size),
+            Value::OptionalText(manifest.artifact_type.as_deref()),
+            Value::OptionalText(manifest.subject.as_deref()),
+            Value::OptionalText(manifest.annotations.as_deref()),
+            Value::Text(&manifest.created_at),
+        ],
+    );
     for (target, kind) in references {
-        sqlx::query(
-                "INSERT INTO manifest_references (registry, repository, manifest, target, kind) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (registry, repository, manifest, target) DO NOTHING",
-            )
-            .bind(registry)
-            .bind(repository)
-            .bind(&manifest.digest)
-            .bind(target)
-            .bind(kind.as_str())
-            .execute(&mut **tx)
-            .await?;
+        batch.push(
+            "INSERT INTO manifest_references (registry, repository, manifest, target, kind) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (registry, repository, manifest, target) DO NOTHING",
+            vec![
+                Value::Text(registry),
+                Value::Text(repository),
+                Value::Text(&manifest.digest),
+                Value::Text(target),
+                Value::Text(kind.as_str()),
+            ],
+        );
     }
     if let Some(tag) = tag {
-        sqlx::query(
-                "INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(registry)
-            .bind(repository)
-            .bind(tag)
-            .bind(&manifest.digest)
-            .bind(&manifest.created_at)
-            .execute(&mut **tx)
-            .await?;
+        batch.push(
+            "INSERT INTO tags (registry, repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            vec![
+                Value::Text(registry),
+                Value::Text(repository),
+                Value::Text(tag),
+                Value::Text(&manifest.digest),
+                Value::Text(&manifest.created_at),
+            ],
+        );
     }
-    Ok(())
 }
 
 impl Db {
