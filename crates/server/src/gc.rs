@@ -345,6 +345,7 @@ async fn remove_stale_uploads(
 ) -> Result<u64, GcError> {
     let mut removed = 0;
     for id in state.blobs.remove_stale_uploads(grace_period).await? {
+        state.v2_caches.forget_upload(id.as_str());
         state.db.delete_upload(id.as_str()).await?;
         removed += 1;
     }
@@ -358,6 +359,9 @@ async fn remove_stale_uploads(
             }
             Err(_) => true,
         };
+        if gone {
+            state.v2_caches.forget_upload(&record.id);
+        }
         if gone && state.db.delete_upload(&record.id).await? {
             removed += 1;
         }

@@ -28,9 +28,10 @@ use crate::{
 const BATCH_BYTES: usize = 256 * 1024;
 const BATCH_MAX_CHUNKS: usize = 256;
 /// Batches queued per worker thread; bounds memory per upload to about `(PIPELINE_DEPTH + 2) * BATCH_BYTES`.
-/// 2 × 256 KiB instead of 4 × 512 KiB lowered the server's peak RSS in 512 MiB pushes by 3–8 MiB at the same
-/// throughput (`scripts/bench-registry.py`).
-const PIPELINE_DEPTH: usize = 2;
+/// 4 × 256 KiB: at 2 the hasher, which starts each append behind (finishing the previous append's tail), held
+/// the writer back at every chunk boundary, and 512 MiB as 8 MiB PATCHes ran at ~1000 MiB/s instead of 1050–1160
+/// (`scripts/bench-registry.py`, 2 cores, page cache dropped first); 4 × 512 KiB had cost 3–8 MiB of peak RSS.
+const PIPELINE_DEPTH: usize = 4;
 /// Read size when re-hashing a stored upload.
 const HASH_READ_SIZE: usize = 1024 * 1024;
 /// Prefix of temporary files (`put_bytes`) in `uploads/`; never a valid [`UploadId`].

@@ -1,8 +1,12 @@
-//! Small in-process caches of the data plane. Three hold things that never change once written: manifest bytes by
+//! Small in-process caches of the data plane. Four hold things that never change once written: manifest bytes by
 //! digest (content-addressed), verified registry access tokens (a signed token means the same thing until it
-//! expires) and signed access tokens by grant, handed out again for the same grant for a minute. The third holds registries (name, id, anonymous pull) for [`REGISTRY_TTL`]: this node forgets them
-//! at once when its control plane changes one, other nodes sharing the store see the change within the TTL.
-//! Repository contents (blob links, manifests, tags, uploads) are always read from the metadata store.
+//! expires), signed access tokens by grant, handed out again for the same grant for a minute, and the repository
+//! of each upload session (fixed when the session starts; a session that ended elsewhere, on another node or in
+//! garbage collection, has no bytes left in the blob store, which every use of a session reads or writes, so a
+//! stale entry ends in `BLOB_UPLOAD_UNKNOWN` all the same). The last holds registries (name, id, anonymous pull)
+//! for [`REGISTRY_TTL`]: this node forgets them at once when its control plane changes one, other nodes sharing
+//! the store see the change within the TTL. Repository contents (blob links, manifests, tags) are always read
+//! from the metadata store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +28,8 @@ const MINTED_ENTRIES: usize = 4096;
 /// How long a registry looked up in the metadata store is trusted.
 pub(crate) const REGISTRY_TTL: Duration = Duration::from_secs(1);
 const REGISTRY_ENTRIES: usize = 256;
+/// Upload sessions remembered; each is about 150 bytes.
+const UPLOAD_ENTRIES: usize = 4096;
 
 /// A token that passed verification: its audience, expiry and granted access.
 #[derive(Debug, Clone)]
@@ -80,6 +86,8 @@ pub struct V2Caches {
     tokens: Mutex<Bounded<VerifiedToken>>,
     minted: Mutex<Bounded<MintedToken>>,
     registries: Mutex<Bounded<(Instant, Registry)>>,
+    /// Upload id → (registry, repository).
+    uploads: Mutex<Bounded<(String, String)>>,
 }
 
 impl Default for V2Caches {
@@ -89,6 +97,7 @@ impl Default for V2Caches {
             tokens: Mutex::new(Bounded::new(TOKEN_ENTRIES)),
             minted: Mutex::new(Bounded::new(MINTED_ENTRIES)),
             registries: Mutex::new(Bounded::new(REGISTRY_ENTRIES)),
+            uploads: Mutex::new(Bounded::new(UPLOAD_ENTRIES)),
         }
     }
 }
@@ -152,6 +161,24 @@ impl V2Caches {
         self.minted.lock().unwrap_or_else(PoisonError::into_inner).insert(key, minted, 1);
     }
 
+    /// The registry and repository an upload session was started in, if this process knows the session.
+    pub(crate) fn upload(&self, id: &str) -> Option<(String, String)> {
+        self.uploads.lock().unwrap_or_else(PoisonError::into_inner).get(id)
+    }
+
+    pub(crate) fn remember_upload(&self, id: &str, registry: &str, repository: &str) {
+        self.uploads.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            id.to_string(),
+            (registry.to_string(), repository.to_string()),
+            1,
+        );
+    }
+
+    /// The session ended (finished, cancelled, its bytes gone).
+    pub(crate) fn forget_upload(&self, id: &str) {
+        self.uploads.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
     pub(crate) fn remember_token(&self, token: &str, verified: VerifiedToken) {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner).insert(
             token.to_string(),
@@ -212,6 +239,16 @@ mod tests {
         assert!(caches.registry("other").is_none());
         caches.forget_registries();
         assert!(caches.registry("acr").is_none());
+    }
+
+    #[test]
+    fn upload_sessions_are_remembered_until_forgotten() {
+        let caches = V2Caches::default();
+        assert!(caches.upload("u1").is_none());
+        caches.remember_upload("u1", "acr", "app");
+        assert_eq!(caches.upload("u1"), Some(("acr".into(), "app".into())));
+        caches.forget_upload("u1");
+        assert!(caches.upload("u1").is_none());
     }
 
     #[test]

@@ -37,14 +37,20 @@ fn upload_unknown(id: &str) -> ApiError {
 /// The upload session `id_text` of this repository.
 pub(super) async fn find(state: &AppState, target: &Target, id_text: &str) -> ApiResult<UploadId> {
     let id = UploadId::parse(id_text).map_err(|_| upload_unknown(id_text))?;
-    match state.db.get_upload(id.as_str()).await? {
-        Some(record)
-            if record.registry == target.registry.name
-                && record.repository == target.repository =>
-        {
-            Ok(id)
-        }
-        _ => Err(upload_unknown(id_text)),
+    let (registry, repository) = match state.v2_caches.upload(id.as_str()) {
+        Some(known) => known,
+        None => match state.db.get_upload(id.as_str()).await? {
+            Some(record) => {
+                state.v2_caches.remember_upload(id.as_str(), &record.registry, &record.repository);
+                (record.registry, record.repository)
+            }
+            None => return Err(upload_unknown(id_text)),
+        },
+    };
+    if registry == target.registry.name && repository == target.repository {
+        Ok(id)
+    } else {
+        Err(upload_unknown(id_text))
     }
 }
 
@@ -159,6 +165,7 @@ pub(super) async fn start(
         let _ = state.blobs.cancel(&id).await;
         return Err(error.into());
     }
+    state.v2_caches.remember_upload(&record.id, &record.registry, &record.repository);
     Ok(session_reply(StatusCode::ACCEPTED, target, &id, 0).build())
 }
 
@@ -212,6 +219,7 @@ pub(super) async fn status(
 /// A storage error on an upload; an upload the store no longer has is forgotten in the metadata store too.
 async fn forget_if_gone(state: &AppState, id: &UploadId, error: StorageError) -> ApiError {
     if matches!(error, StorageError::UploadUnknown(_) | StorageError::DigestMismatch { .. }) {
+        state.v2_caches.forget_upload(id.as_str());
         if let Err(db_error) = state.db.delete_upload(id.as_str()).await {
             return db_error.into();
         }
@@ -287,7 +295,9 @@ pub(super) async fn finish(
         Ok(verified) => verified,
         Err(error) => return Err(forget_if_gone(state, id, error).await),
     };
-    publish_and_link(state, target, verified, Some(id)).await?;
+    let linked = publish_and_link(state, target, verified, Some(id)).await;
+    state.v2_caches.forget_upload(id.as_str());
+    linked?;
     Ok(blob_created(target, &digest))
 }
 
@@ -322,6 +332,7 @@ async fn read_small_body(body: Body, length: u64) -> ApiResult<Bytes> {
 /// `DELETE /v2/<name>/blobs/uploads/<id>`.
 pub(super) async fn cancel(state: &AppState, id: &UploadId) -> ApiResult<Response> {
     let result = state.blobs.cancel(id).await;
+    state.v2_caches.forget_upload(id.as_str());
     state.db.delete_upload(id.as_str()).await?;
     match result {
         Ok(()) => Ok(Reply::new(StatusCode::NO_CONTENT).build()),
