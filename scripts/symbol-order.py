@@ -10,14 +10,16 @@ How: runs `berth serve` under valgrind's callgrind (plain HTTP, then HTTPS) thro
 benchmark's (ARM sign-in and registry creation, token requests, small image pushes, manifest GETs, monolithic and
 chunked blob uploads, blob GETs with and without Range, listings, errors, an idle wait), and writes every function
 of the berth binary that ran, by instructions executed, hottest first. Names go stale as the code changes: a
-generic function's instance is named by a hash of its type arguments (our async functions' futures among them),
-and ThinLTO suffixes local functions with a hash of their module. After one day's changes a fifth of the names
-no longer matched and idle RSS rose from 12.2 to 13.7 MiB. The linker ignores stale names, so nothing breaks;
-regenerate after changes to the server's code paths:
+generic function's instance is named by a hash of its type arguments (our async functions' futures among them).
+The linker ignores stale names, so nothing breaks; regenerate after changes to the server's code paths:
 
   apt-get install -y valgrind
   cargo build --release -p berth-cli
   scripts/symbol-order.py target/release/berth
+  cargo build --release -p berth-cli        # relinks with the new order
+
+(With ThinLTO every edit renamed shared local functions, `.llvm.<module hash>`; the release profile's fat LTO
+keeps their names.)
 
 Everything runs on 127.0.0.1, in a temporary data dir.
 """
