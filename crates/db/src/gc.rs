@@ -113,10 +113,10 @@ pub struct GcBlob {
     pub manifests: i64,
 }
 
-/// Insert or refresh the digest's row, taking its lock.
 const TOUCH_BLOB: &str = "INSERT INTO blobs (digest, size, last_linked_at) VALUES ($1, $2, $3) \
      ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_linked_at = excluded.last_linked_at";
 
+/// Insert or refresh the digest's row, taking its lock.
 async fn touch_blob(tx: &mut Tx<'_>, digest: &str, size: i64, now: &str) -> Result<()> {
     sqlx::query(TOUCH_BLOB).bind(digest).bind(size).bind(now).execute(&mut **tx).await?;
     Ok(())
