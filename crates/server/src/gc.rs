@@ -361,9 +361,9 @@ async fn remove_stale_uploads(
         };
         if gone {
             state.v2_caches.forget_upload(&record.id);
-        }
-        if gone && state.db.delete_upload(&record.id).await? {
-            removed += 1;
+            if state.db.delete_upload(&record.id).await? {
+                removed += 1;
+            }
         }
     }
     Ok(removed)
