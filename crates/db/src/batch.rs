@@ -39,14 +39,8 @@ impl<'a> Batch<'a> {
                 if self.is_empty() {
                     return Ok(());
                 }
-                let mut sql = String::new();
-                let mut all_values = Vec::new();
-                for (statement, values) in &self.statements {
-                    sql.push_str(&renumber(statement, all_values.len()));
-                    sql.push_str(";\n");
-                    all_values.extend(values.iter().copied());
-                }
-                bind(sqlx::query(&sql), &all_values).execute(&mut **tx).await?;
+                let (sql, values) = self.into_sqlite();
+                bind(sqlx::query(&sql), &values).execute(&mut **tx).await?;
             }
             Backend::Postgres => {
                 for (statement, values) in &self.statements {
@@ -58,7 +52,21 @@ impl<'a> Batch<'a> {
     }
 }
 
-fn bind<'q>(
+impl<'a> Batch<'a> {
+    /// The statements as one SQLite string (each ending in `;`) with their parameters renumbered, and all values.
+    pub(crate) fn into_sqlite(self) -> (String, Vec<Value<'a>>) {
+        let mut sql = String::new();
+        let mut all_values = Vec::new();
+        for (statement, values) in &self.statements {
+            sql.push_str(&renumber(statement, all_values.len()));
+            sql.push_str(";\n");
+            all_values.extend(values.iter().copied());
+        }
+        (sql, all_values)
+    }
+}
+
+pub(crate) fn bind<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     values: &[Value<'q>],
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {

@@ -12,7 +12,8 @@
 //!   before they write the bytes (the caller's `publish` future runs inside the transaction), check what the
 //!   manifest references, and insert the link. On PostgreSQL they take it by inserting or updating D's row first
 //!   (`touch_blob`, `lock_blob`); on SQLite `BEGIN IMMEDIATE` has already taken the database's single write lock,
-//!   so there the row is written after the bytes, with the other records, in one batch (`batch.rs`).
+//!   so there the row is written after the bytes, with the other records and the commit, in one round trip on
+//!   the write connection (`writer.rs`).
 //! - Garbage collection locks D's row the same way (`UPDATE ... SET size = size`, or for a file without a row
 //!   an `INSERT ... ON CONFLICT DO NOTHING`, which waits for a writer's uncommitted insert), then checks in a new
 //!   statement that no link and no manifest names D, and deletes the file before it commits the row's deletion.
@@ -35,9 +36,9 @@ use std::future::Future;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::batch::{Batch, Value};
+use crate::batch::{self, Batch, Value};
 use crate::registry::{ensure_repository, push_ensure_repository, push_manifest_records};
-use crate::{Backend, Db, ManifestRecord, ReferenceKind, Result, UploadRecord};
+use crate::{Db, ManifestRecord, ReferenceKind, Result, UploadRecord};
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
@@ -176,6 +177,15 @@ fn push_upsert_link<'a>(batch: &mut Batch<'a>, link: &BlobLink<'a>) {
     );
 }
 
+/// The records of a blob link after its row: the repository, the link, and the end of its upload session.
+fn push_link_records<'a>(batch: &mut Batch<'a>, link: &BlobLink<'a>, upload_id: Option<&'a str>) {
+    push_ensure_repository(batch, link.registry, link.repository, link.now);
+    push_upsert_link(batch, link);
+    if let Some(id) = upload_id {
+        batch.push("DELETE FROM uploads WHERE id = $1", vec![Value::Text(id)]);
+    }
+}
+
 /// Whether anything (a link or a manifest, in any registry) names the digest.
 async fn digest_in_use(tx: &mut Tx<'_>, digest: &str) -> Result<bool> {
     let row = sqlx::query(
@@ -216,14 +226,27 @@ impl Db {
         upload_id: Option<&str>,
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<std::result::Result<T, E>> {
-        let mut tx = self.begin_write().await?;
-        // See the module's comment: on PostgreSQL the blob's row is locked before its bytes appear. SQLite's
-        // `BEGIN IMMEDIATE` already holds the one write lock, so there the row is written with the rest, in one
-        // round trip to the connection's thread.
-        let lock_row_first = self.backend() == Backend::Postgres;
-        if lock_row_first {
-            touch_blob(&mut tx, link.digest, link.size, link.now).await?;
+        let mut batch = Batch::default();
+        // See the module's comment. SQLite's `BEGIN IMMEDIATE` holds the one write lock before the bytes appear;
+        // the rows and the commit follow in one round trip to the connection's thread (`writer.rs`).
+        if let Some(writer) = &self.sqlite_writer {
+            let mut tx = writer.begin().await?;
+            tx.ensure_begun().await?;
+            let published = match publish.await {
+                Ok(published) => published,
+                Err(error) => {
+                    tx.rollback().await?;
+                    return Ok(Err(error));
+                }
+            };
+            push_touch_blob(&mut batch, link.digest, link.size, link.now);
+            push_link_records(&mut batch, link, upload_id);
+            tx.commit(batch).await?;
+            return Ok(Ok(published));
         }
+        // PostgreSQL: the blob's row is locked before its bytes appear.
+        let mut tx = self.begin_write().await?;
+        touch_blob(&mut tx, link.digest, link.size, link.now).await?;
         let published = match publish.await {
             Ok(published) => published,
             Err(error) => {
@@ -231,15 +254,7 @@ impl Db {
                 return Ok(Err(error));
             }
         };
-        let mut batch = Batch::default();
-        if !lock_row_first {
-            push_touch_blob(&mut batch, link.digest, link.size, link.now);
-        }
-        push_ensure_repository(&mut batch, link.registry, link.repository, link.now);
-        push_upsert_link(&mut batch, link);
-        if let Some(id) = upload_id {
-            batch.push("DELETE FROM uploads WHERE id = $1", vec![Value::Text(id)]);
-        }
+        push_link_records(&mut batch, link, upload_id);
         batch.run(&mut tx, self.backend()).await?;
         tx.commit().await?;
         Ok(Ok(published))
@@ -290,15 +305,42 @@ impl Db {
         tag: Option<&str>,
         publish: impl Future<Output = std::result::Result<T, E>>,
     ) -> Result<ManifestStore<E>> {
-        let mut tx = self.begin_write().await?;
-        // As in `link_blob_publishing`: row locks first on PostgreSQL, everything in one batch on SQLite.
-        let lock_rows_first = self.backend() == Backend::Postgres;
-        if lock_rows_first {
-            let mut locks = Batch::default();
-            push_manifest_locks(&mut locks, manifest, references);
-            locks.run(&mut tx, self.backend()).await?;
+        let presence = presence_query(manifest, references);
+        // As in `link_blob_publishing`: on SQLite the check takes the write lock (`BEGIN IMMEDIATE` goes with it),
+        // and the rows and the commit follow in one round trip.
+        if let Some(writer) = &self.sqlite_writer {
+            let mut tx = writer.begin().await?;
+            let present = match &presence {
+                Some((sql, values)) => tx.fetch_all(sql, values).await?,
+                None => Vec::new(),
+            };
+            if let Some((digest, kind)) = first_absent(references, &present)? {
+                tx.rollback().await?;
+                return Ok(ManifestStore::Missing { digest, kind });
+            }
+            tx.ensure_begun().await?;
+            if let Err(error) = publish.await {
+                tx.rollback().await?;
+                return Ok(ManifestStore::NotPublished(error));
+            }
+            let mut batch = Batch::default();
+            push_manifest_locks(&mut batch, manifest, references);
+            push_manifest_records(&mut batch, manifest, references, tag);
+            tx.commit(batch).await?;
+            return Ok(ManifestStore::Stored);
         }
-        if let Some((digest, kind)) = first_missing(&mut tx, manifest, references).await? {
+        // PostgreSQL: the rows are locked first.
+        let mut tx = self.begin_write().await?;
+        let mut locks = Batch::default();
+        push_manifest_locks(&mut locks, manifest, references);
+        locks.run(&mut tx, self.backend()).await?;
+        let present = match &presence {
+            Some((sql, values)) => {
+                batch::bind(sqlx::query(sql), values).fetch_all(&mut *tx).await?
+            }
+            None => Vec::new(),
+        };
+        if let Some((digest, kind)) = first_absent(references, &present)? {
             tx.rollback().await?;
             return Ok(ManifestStore::Missing { digest, kind });
         }
@@ -307,9 +349,6 @@ impl Db {
             return Ok(ManifestStore::NotPublished(error));
         }
         let mut batch = Batch::default();
-        if !lock_rows_first {
-            push_manifest_locks(&mut batch, manifest, references);
-        }
         push_manifest_records(&mut batch, manifest, references, tag);
         batch.run(&mut tx, self.backend()).await?;
         tx.commit().await?;
@@ -594,8 +633,6 @@ pub(crate) async fn lock_digest(tx: &mut Tx<'_>, digest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Lock the manifest's row (inserting or refreshing it) and the rows of the blobs and manifests it references, in
-/// digest order.
 /// The row locks of a manifest put, in digest order: its own digest's row (inserted or refreshed) and the rows of
 /// the digests it references (their `last_linked_at` refreshed; a reference without a row is checked afterwards).
 fn push_manifest_locks<'a>(
@@ -623,37 +660,53 @@ fn push_manifest_locks<'a>(
     }
 }
 
-/// The first of the manifest's references (in its order) that its repository lacks: a blob not linked to it or a
-/// manifest not in it. One query per kind of reference instead of one per reference.
-async fn first_missing(
-    tx: &mut Tx<'_>,
-    manifest: &ManifestRecord,
-    references: &[(String, ReferenceKind)],
-) -> Result<Option<(String, ReferenceKind)>> {
-    let mut found = std::collections::HashSet::new();
-    for (kind, table) in
-        [(ReferenceKind::Blob, "repository_blobs"), (ReferenceKind::Manifest, "manifests")]
-    {
-        let wanted: Vec<&str> = references
-            .iter()
-            .filter(|(_, reference_kind)| *reference_kind == kind)
-            .map(|(target, _)| target.as_str())
-            .collect();
-        if wanted.is_empty() {
+/// One query for which of the manifest's references its repository has: `(kind, digest)` rows, `kind` being `b`
+/// for a blob linked to it and `m` for a manifest in it. `None` when nothing needs checking (a subject may be
+/// absent).
+fn presence_query<'a>(
+    manifest: &'a ManifestRecord,
+    references: &'a [(String, ReferenceKind)],
+) -> Option<(String, Vec<Value<'a>>)> {
+    let mut values = vec![Value::Text(&manifest.registry), Value::Text(&manifest.repository)];
+    let mut selects = Vec::new();
+    for (kind, code, table) in [
+        (ReferenceKind::Blob, "b", "repository_blobs"),
+        (ReferenceKind::Manifest, "m", "manifests"),
+    ] {
+        let start = values.len();
+        values.extend(
+            references
+                .iter()
+                .filter(|(_, reference_kind)| *reference_kind == kind)
+                .map(|(target, _)| Value::Text(target)),
+        );
+        if values.len() == start {
             continue;
         }
-        let placeholders: Vec<String> = (0..wanted.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT digest FROM {table} WHERE registry = $1 AND repository = $2 AND digest IN ({})",
+        let placeholders: Vec<String> =
+            (start..values.len()).map(|i| format!("${}", i + 1)).collect();
+        selects.push(format!(
+            "SELECT CAST('{code}' AS TEXT) AS kind, digest FROM {table} \
+             WHERE registry = $1 AND repository = $2 AND digest IN ({})",
             placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(&manifest.registry).bind(&manifest.repository);
-        for digest in &wanted {
-            query = query.bind(*digest);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            found.insert((kind, row.try_get::<String, _>("digest")?));
-        }
+        ));
+    }
+    (!selects.is_empty()).then(|| (selects.join(" UNION ALL "), values))
+}
+
+/// The first of the manifest's references (in its order) that the rows of [`presence_query`] do not show: a blob
+/// not linked to the repository or a manifest not in it.
+fn first_absent(
+    references: &[(String, ReferenceKind)],
+    present: &[AnyRow],
+) -> Result<Option<(String, ReferenceKind)>> {
+    let mut found = std::collections::HashSet::new();
+    for row in present {
+        let kind = match row.try_get::<String, _>("kind")?.as_str() {
+            "b" => ReferenceKind::Blob,
+            _ => ReferenceKind::Manifest,
+        };
+        found.insert((kind, row.try_get::<String, _>("digest")?));
     }
     Ok(references
         .iter()

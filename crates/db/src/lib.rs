@@ -16,6 +16,7 @@ mod rbac;
 mod registry;
 mod sites;
 mod workloads;
+mod writer;
 pub use deployments::{
     is_terminal as deployment_is_terminal, DeploymentDelete, DeploymentOutcome, DeploymentRecord,
     DeploymentStart,
@@ -69,6 +70,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the connection a push's writes go through (`writer.rs`).
+    sqlite_writer: Option<writer::SqliteWriter>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -105,19 +108,19 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run during a write; NORMAL sync is durable in WAL mode at commit
-                        // boundaries that matter to us (a crash loses at most the last transaction, never
-                        // corrupts); the busy timeout turns lock contention into waiting, not errors.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-                            .await?;
+                        conn.execute(writer::SQLITE_SETUP).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Db { pool, backend })
+        let sqlite_writer = match backend {
+            Backend::Sqlite => Some(writer::SqliteWriter::connect(&options).await?),
+            Backend::Postgres => None,
+        };
+        Ok(Db { pool, backend, sqlite_writer })
     }
 
     pub fn backend(&self) -> Backend {
@@ -126,6 +129,9 @@ impl Db {
 
     /// Wait for in-flight queries and close every connection.
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 

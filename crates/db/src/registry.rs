@@ -480,15 +480,21 @@ impl Db {
     // ---- upload sessions ------------------------------------------------------------------------------------
 
     pub async fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO uploads (id, registry, repository, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&upload.id)
-        .bind(&upload.registry)
-        .bind(&upload.repository)
-        .bind(&upload.created_at)
-        .execute(self.pool())
-        .await?;
+        const INSERT: &str =
+            "INSERT INTO uploads (id, registry, repository, created_at) VALUES ($1, $2, $3, $4)";
+        if let Some(writer) = &self.sqlite_writer {
+            let values = [&upload.id, &upload.registry, &upload.repository, &upload.created_at]
+                .map(|text| Value::Text(text));
+            writer.execute(INSERT, &values).await?;
+            return Ok(());
+        }
+        sqlx::query(INSERT)
+            .bind(&upload.id)
+            .bind(&upload.registry)
+            .bind(&upload.repository)
+            .bind(&upload.created_at)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

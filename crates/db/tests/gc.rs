@@ -398,3 +398,41 @@ async fn a_manifest_put_and_link_collection_never_interleave() {
     })
     .await;
 }
+
+/// A push whose request goes away while its transaction is open (here: while its bytes are being written) leaves
+/// no record behind and does not keep the database locked: other writers, through the pool or as pushes, go on at
+/// once instead of waiting out the busy timeout.
+#[tokio::test]
+async fn a_push_dropped_inside_its_transaction_is_rolled_back_at_once() {
+    each_backend(|db| async move {
+        let upload = UploadRecord {
+            id: "u1".into(),
+            registry: "acr".into(),
+            repository: "app".into(),
+            created_at: T0.into(),
+        };
+        db.create_upload(&upload).await.unwrap();
+        let never = std::future::pending::<Result<(), ()>>();
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(200),
+            db.link_blob_publishing(&link("app", "sha256:a", T1), Some("u1"), never),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the publish never finishes, so the push is dropped");
+
+        let started = std::time::Instant::now();
+        assert!(
+            db.delete_upload("u1").await.unwrap(),
+            "the abandoned push must not have ended the session"
+        );
+        db.link_blob_publishing(&link("app", "sha256:b", T2), None, ok()).await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "writers waited {:?} for the abandoned transaction",
+            started.elapsed()
+        );
+        assert!(blob_row(&db, "sha256:a").await.is_none());
+        assert_eq!(blob_row(&db, "sha256:b").await.unwrap().links, 1);
+    })
+    .await;
+}
