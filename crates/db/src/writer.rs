@@ -198,3 +198,73 @@ impl Drop for WriteTransaction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+    use crate::Db;
+
+    async fn sqlite() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("berth.db").display()))
+            .await
+            .unwrap();
+        (dir, db)
+    }
+
+    async fn uploads(db: &Db) -> Vec<String> {
+        let rows = sqlx::query("SELECT id FROM uploads ORDER BY id").fetch_all(db.pool()).await;
+        rows.unwrap().iter().map(|row| row.get::<String, _>("id")).collect()
+    }
+
+    fn insert_upload(id: &str) -> (&'static str, Vec<Value<'_>>) {
+        let sql =
+            "INSERT INTO uploads (id, registry, repository, created_at) VALUES ($1, 'r', 'a', 't')";
+        (sql, vec![Value::Text(id)])
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_midway_is_rolled_back_and_the_writer_goes_on() {
+        let (_dir, db) = sqlite().await;
+        let writer = db.sqlite_writer.clone().unwrap();
+
+        let mut batch = Batch::default();
+        let (sql, values) = insert_upload("first");
+        batch.push(sql, values);
+        batch.push("INSERT INTO no_such_table VALUES ($1)", vec![Value::Integer(1)]);
+        let mut tx = writer.begin().await.unwrap();
+        assert!(tx.fetch_all("SELECT id FROM uploads", &[]).await.unwrap().is_empty());
+        assert!(tx.commit(batch).await.is_err());
+        assert!(uploads(&db).await.is_empty(), "the batch's first statement must be rolled back");
+
+        let mut batch = Batch::default();
+        let (sql, values) = insert_upload("second");
+        batch.push(sql, values);
+        writer.begin().await.unwrap().commit(batch).await.unwrap();
+        assert_eq!(uploads(&db).await, ["second"]);
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_commit_writes_nothing_and_frees_the_lock() {
+        let (_dir, db) = sqlite().await;
+        let writer = db.sqlite_writer.clone().unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        tx.ensure_begun().await.unwrap();
+        let (sql, values) = insert_upload("dropped");
+        tx.fetch_all(sql, &values).await.unwrap();
+        drop(tx);
+
+        // Through the pool (another connection): waits for the background rollback, not for the busy timeout.
+        let started = std::time::Instant::now();
+        db.delete_upload("dropped").await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(uploads(&db).await.is_empty());
+        let (sql, values) = insert_upload("after");
+        writer.execute(sql, &values).await.unwrap();
+        assert_eq!(uploads(&db).await, ["after"]);
+        db.close().await;
+    }
+}

@@ -28,11 +28,14 @@ use crate::{
 /// chunks): large enough that channel hand-offs and `writev` calls are rare, small enough to stay in L2 cache.
 const BATCH_BYTES: usize = 256 * 1024;
 const BATCH_MAX_CHUNKS: usize = 256;
-/// Batches queued per worker thread; bounds memory per upload to about `(PIPELINE_DEPTH + 2) * BATCH_BYTES`.
-/// 4 × 256 KiB: at 2 the hasher, which starts each append behind (finishing the previous append's tail), held
-/// the writer back at every chunk boundary, and 512 MiB as 8 MiB PATCHes ran at ~1000 MiB/s instead of 1050–1160
-/// (`scripts/bench-registry.py`, 2 cores, page cache dropped first); 4 × 512 KiB had cost 3–8 MiB of peak RSS.
-const PIPELINE_DEPTH: usize = 4;
+/// Batches queued for the writer and for the hasher; they bound memory per upload to about
+/// `(HASH_DEPTH + 2) * BATCH_BYTES` (the two share each batch). The hasher's queue is the deeper one: it starts each
+/// append behind (finishing the previous append's tail), and a full queue there stops the socket reader and so the
+/// writer too. The writer's is short: a request ends only when the writer has drained it, so every queued batch
+/// is time the client waits between chunks. 512 MiB as 8 MiB PATCHes, page cache dropped first, 7 runs each,
+/// alternating: 2/8 gave a median of 1129 MiB/s (1090–1166), 4/4 1104 (1022–1170), 2/2 had given ~1000.
+const WRITE_DEPTH: usize = 2;
+const HASH_DEPTH: usize = 8;
 /// Read size when re-hashing a stored upload.
 const HASH_READ_SIZE: usize = 1024 * 1024;
 /// Bytes up to which a filesystem step that does not fsync runs on the calling async thread instead of the blocking
@@ -118,7 +121,7 @@ impl LocalBackend {
         }
         let previous_hash = guard.hash.take();
 
-        let (write_sender, write_receiver) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
+        let (write_sender, write_receiver) = mpsc::channel::<Batch>(WRITE_DEPTH);
         // The writer owns the session guard until its last byte is written: see `SessionGuard`.
         let writer = spawn_blocking(move || {
             let outcome = write_batches(file, write_receiver);
@@ -127,7 +130,7 @@ impl LocalBackend {
         let mut hash_pipe = match previous_hash {
             HashState::Unknown => None,
             previous => {
-                let (sender, receiver) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
+                let (sender, receiver) = mpsc::channel::<Batch>(HASH_DEPTH);
                 Some((sender, spawn_blocking(move || hash_batches(previous, current, receiver))))
             }
         };
