@@ -45,8 +45,11 @@ impl std::fmt::Debug for SqliteWriter {
 }
 
 struct WriterState {
-    /// `None` once closed.
+    options: AnyConnectOptions,
+    /// `None` after [`SqliteWriter::close`], or after a failure left the connection unusable (the next use opens a
+    /// new one).
     connection: Option<AnyConnection>,
+    closed: bool,
     /// A `BEGIN` was sent and no `COMMIT` or `ROLLBACK` has succeeded since.
     in_transaction: bool,
 }
@@ -56,20 +59,25 @@ impl WriterState {
         self.connection.as_mut().ok_or_else(|| sqlx::Error::PoolClosed.into())
     }
 
-    /// Rolls back a transaction left open; the connection is unusable (and closed) if that fails.
+    /// Rolls back a transaction left open; if that fails, the connection is closed (which ends it too).
     async fn recover(&mut self) -> Result<()> {
         if !self.in_transaction {
             return Ok(());
         }
-        let connection = self.connection()?;
+        let Some(connection) = self.connection.as_mut() else {
+            self.in_transaction = false; // closing the connection ended it
+            return Ok(());
+        };
         match connection.execute("ROLLBACK").await {
             Ok(_) => {}
             // SQLite already ended it (a failed COMMIT can roll back by itself).
             Err(sqlx::Error::Database(error)) if error.message().contains("no transaction") => {}
             Err(error) => {
+                // Closing the connection ends the transaction; the next use opens a new one.
                 if let Some(connection) = self.connection.take() {
                     let _ = connection.close().await;
                 }
+                self.in_transaction = false;
                 return Err(error.into());
             }
         }
@@ -80,15 +88,26 @@ impl WriterState {
 
 impl SqliteWriter {
     pub(crate) async fn connect(options: &AnyConnectOptions) -> Result<SqliteWriter> {
-        let mut connection = options.connect().await?;
-        connection.execute(SQLITE_SETUP).await?;
-        let state = WriterState { connection: Some(connection), in_transaction: false };
+        let connection = open(options).await?;
+        let state = WriterState {
+            options: options.clone(),
+            connection: Some(connection),
+            closed: false,
+            in_transaction: false,
+        };
         Ok(SqliteWriter { state: Arc::new(Mutex::new(state)) })
     }
 
     async fn lock(&self) -> Result<OwnedMutexGuard<WriterState>> {
         let mut state = self.state.clone().lock_owned().await;
-        state.recover().await?;
+        if let Err(error) = state.recover().await {
+            // The connection was closed instead, which ended the transaction: a new one is opened below.
+            tracing::warn!(%error, "rolling back an abandoned SQLite write transaction");
+        }
+        if state.connection.is_none() && !state.closed {
+            let connection = open(&state.options).await?;
+            state.connection = Some(connection);
+        }
         Ok(state)
     }
 
@@ -106,11 +125,18 @@ impl SqliteWriter {
 
     pub(crate) async fn close(&self) {
         let mut state = self.state.lock().await;
+        state.closed = true;
         let _ = state.recover().await;
         if let Some(connection) = state.connection.take() {
             let _ = connection.close().await;
         }
     }
+}
+
+async fn open(options: &AnyConnectOptions) -> Result<AnyConnection> {
+    let mut connection = options.connect().await?;
+    connection.execute(SQLITE_SETUP).await?;
+    Ok(connection)
 }
 
 /// A transaction on the write connection. Dropped without [`WriteTransaction::commit`] or

@@ -15,6 +15,7 @@ use berth_oci::{Algorithm, Digest, DigestHasher};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
+use rustix::fs::FallocateFlags;
 use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 
@@ -36,6 +37,8 @@ const BATCH_MAX_CHUNKS: usize = 256;
 /// alternating: 2/8 gave a median of 1129 MiB/s (1090–1166), 4/4 1104 (1022–1170), 2/2 had given ~1000.
 const WRITE_DEPTH: usize = 2;
 const HASH_DEPTH: usize = 8;
+/// How far ahead of an upload's writes disk space is reserved (see `write_batches`).
+const RESERVE_STEP: u64 = 8 * 1024 * 1024;
 /// Read size when re-hashing a stored upload.
 const HASH_READ_SIZE: usize = 1024 * 1024;
 /// Bytes up to which a filesystem step that does not fsync runs on the calling async thread instead of the blocking
@@ -124,7 +127,7 @@ impl LocalBackend {
         let (write_sender, write_receiver) = mpsc::channel::<Batch>(WRITE_DEPTH);
         // The writer owns the session guard until its last byte is written: see `SessionGuard`.
         let writer = spawn_blocking(move || {
-            let outcome = write_batches(file, write_receiver);
+            let outcome = write_batches(file, current, write_receiver);
             (guard, outcome)
         });
         let mut hash_pipe = match previous_hash {
@@ -492,25 +495,57 @@ fn open_for_append(path: &Path, id: &UploadId) -> Result<(File, u64)> {
     Ok((file, size))
 }
 
-/// Writes every batch with `writev`; returns how many bytes reached the file, and the first error.
-fn write_batches(mut file: File, mut batches: mpsc::Receiver<Batch>) -> (u64, std::io::Result<()>) {
+/// Writes every batch with `writev` at the end of the file, which is `start` bytes long; returns how many bytes
+/// reached the file, and the first error.
+///
+/// Disk space is reserved ahead of the writes, [`RESERVE_STEP`] at a time (`fallocate` with `KEEP_SIZE`: the file's
+/// size does not change), and what is left past the last byte is given back at the end. Writing into reserved
+/// space skips ext4's per-page delayed-allocation bookkeeping: 512 MiB in 256 KiB writes took 0.10 s of kernel time
+/// instead of 0.13–0.14 (`dd`, page cache warm). A step is reserved only once the bytes that need it arrived, so a
+/// client cannot make the server reserve space it does not send.
+fn write_batches(
+    mut file: File,
+    start: u64,
+    mut batches: mpsc::Receiver<Batch>,
+) -> (u64, std::io::Result<()>) {
     let mut written = 0u64;
-    while let Some(batch) = batches.blocking_recv() {
-        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|chunk| IoSlice::new(chunk)).collect();
-        let mut remaining = &mut slices[..];
-        while !remaining.is_empty() {
-            match file.write_vectored(remaining) {
-                Ok(0) => return (written, Err(ErrorKind::WriteZero.into())),
-                Ok(count) => {
-                    written += count as u64;
-                    IoSlice::advance_slices(&mut remaining, count);
+    let mut reserved_to = start;
+    let mut reserve = true;
+    let outcome = (|| {
+        while let Some(batch) = batches.blocking_recv() {
+            let end = start + written + batch.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
+            if reserve && end > reserved_to {
+                let length = (end - reserved_to).max(RESERVE_STEP);
+                match rustix::fs::fallocate(&file, FallocateFlags::KEEP_SIZE, reserved_to, length) {
+                    Ok(()) => reserved_to += length,
+                    // Not supported here, or no room to reserve: plain writes (which report a full disk).
+                    Err(_) => reserve = false,
                 }
-                Err(error) if error.kind() == ErrorKind::Interrupted => {}
-                Err(error) => return (written, Err(error)),
+            }
+            let mut slices: Vec<IoSlice<'_>> =
+                batch.iter().map(|chunk| IoSlice::new(chunk)).collect();
+            let mut remaining = &mut slices[..];
+            while !remaining.is_empty() {
+                match file.write_vectored(remaining) {
+                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                    Ok(count) => {
+                        written += count as u64;
+                        IoSlice::advance_slices(&mut remaining, count);
+                    }
+                    Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
             }
         }
+        Ok(())
+    })();
+    if reserved_to > start + written {
+        // Truncating to the current size frees the blocks reserved past it.
+        if let Err(error) = file.set_len(start + written) {
+            tracing::debug!(%error, "giving back disk space reserved for an upload");
+        }
     }
-    (written, Ok(()))
+    (written, outcome)
 }
 
 /// Continues `previous` (waiting for it if the last append is still being hashed) with the new batches. Gives up,

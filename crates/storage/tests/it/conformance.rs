@@ -535,3 +535,29 @@ async fn local_layout_is_sharded_and_uploads_never_show_as_blobs() {
     store.append(&id, None, body(&[b"partial"])).await.unwrap();
     assert_eq!(store.list_blobs().try_collect::<Vec<_>>().await.unwrap().len(), 1);
 }
+
+/// The local backend reserves disk space ahead of an upload's writes; an append that ends early (the client went
+/// away) gives back what it reserved past the last byte, so a client cannot leave space held that it never sent.
+#[tokio::test]
+async fn local_uploads_give_back_the_space_they_reserved() {
+    use std::os::unix::fs::MetadataExt;
+    let directory = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(directory.path().to_str().unwrap()).await.unwrap();
+    let data = pattern(3 * 1024 * 1024, 9);
+    let id = store.create_upload().await.unwrap();
+    let broken = stream::iter(vec![
+        Ok(Bytes::copy_from_slice(&data[..100_000])),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+    ]);
+    assert!(store.append(&id, Some(0), broken).await.is_err());
+    let file = directory.path().join("uploads").join(id.as_str());
+    let allocated = |path: &std::path::Path| std::fs::metadata(path).unwrap().blocks() * 512;
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 100_000);
+    assert!(allocated(&file) < 1024 * 1024, "{} bytes still allocated", allocated(&file));
+
+    store.append(&id, Some(100_000), body(&[&data[100_000..]])).await.unwrap();
+    assert!(allocated(&file) < 4 * 1024 * 1024, "{} bytes allocated", allocated(&file));
+    let digest = Digest::sha256_of(&data);
+    store.commit(&id, &digest).await.unwrap();
+    assert_eq!(read_all(&store, &digest, None).await, data);
+}
