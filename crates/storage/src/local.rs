@@ -279,9 +279,9 @@ impl LocalBackend {
         .await
     }
 
-    /// [`LocalBackend::append`] of one chunk held in memory followed by [`LocalBackend::verify`], as one task on
-    /// the blocking pool: for small monolithic pushes the thread hand-offs of a streamed append cost more than
-    /// the bytes.
+    /// [`LocalBackend::append`] of one chunk held in memory followed by [`LocalBackend::verify`], as one step (on
+    /// this thread when it is small enough, see [`INLINE_BYTES`]): for small monolithic pushes the thread hand-offs
+    /// of a streamed append cost more than the bytes.
     pub(crate) async fn append_and_verify(
         &self,
         mut guard: SessionGuard,
