@@ -50,9 +50,7 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
-}
 
-impl<'a> Batch<'a> {
     /// The statements as one SQLite string (each ending in `;`) with their parameters renumbered, and all values.
     pub(crate) fn into_sqlite(self) -> (String, Vec<Value<'a>>) {
         let mut sql = String::new();

@@ -56,6 +56,16 @@ fn manifest(digest: &str, subject: Option<&str>) -> ManifestRecord {
     }
 }
 
+/// An upload session in `acr/app`.
+fn upload(id: &str) -> UploadRecord {
+    UploadRecord {
+        id: id.into(),
+        registry: "acr".into(),
+        repository: "app".into(),
+        created_at: T0.into(),
+    }
+}
+
 fn ok() -> std::future::Ready<Result<(), ()>> {
     std::future::ready(Ok(()))
 }
@@ -171,19 +181,13 @@ async fn every_link_and_manifest_put_records_the_blob() {
         assert_eq!(db.resolve_tag("acr", "app", "v1").await.unwrap().as_deref(), Some("sha256:m1"));
 
         // An upload's end links and drops the session in the transaction that holds the blob's row.
-        let upload = UploadRecord {
-            id: "u1".into(),
-            registry: "acr".into(),
-            repository: "app".into(),
-            created_at: T0.into(),
-        };
-        db.create_upload(&upload).await.unwrap();
+        db.create_upload(&upload("u1")).await.unwrap();
         let result = db.link_blob_publishing(&link("app", "sha256:l2", T2), Some("u1"), ok()).await;
         assert_eq!(result.unwrap(), Ok(()));
         assert_eq!(db.get_upload("u1").await.unwrap(), None);
         assert!(blob_row(&db, "sha256:l2").await.is_some());
         // A failed publish writes nothing.
-        db.create_upload(&UploadRecord { id: "u2".into(), ..upload }).await.unwrap();
+        db.create_upload(&upload("u2")).await.unwrap();
         let failed = std::future::ready(Err::<(), _>("gone"));
         let result = db.link_blob_publishing(&link("app", "sha256:l3", T2), Some("u2"), failed).await;
         assert_eq!(result.unwrap(), Err("gone"));
@@ -405,13 +409,7 @@ async fn a_manifest_put_and_link_collection_never_interleave() {
 #[tokio::test]
 async fn a_push_dropped_inside_its_transaction_is_rolled_back_at_once() {
     each_backend(|db| async move {
-        let upload = UploadRecord {
-            id: "u1".into(),
-            registry: "acr".into(),
-            repository: "app".into(),
-            created_at: T0.into(),
-        };
-        db.create_upload(&upload).await.unwrap();
+        db.create_upload(&upload("u1")).await.unwrap();
         let never = std::future::pending::<Result<(), ()>>();
         let abandoned = tokio::time::timeout(
             Duration::from_millis(200),
