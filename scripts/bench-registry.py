@@ -18,7 +18,10 @@ Usage (from the workspace root, after `cargo build --release -p berth-cli`):
       --peer distribution=/work/perf-scratch/bin/registry-v3 --out /work/perf-scratch/results-berth.json
 
 Add --drop-caches (root) to drop the page cache before each upload: on a KVM guest whose host reclaims freed
-memory, uploads otherwise vary 3x with the guest's memory history (see settle_page_cache).
+memory, uploads otherwise vary 3x with the guest's memory history (see settle_page_cache). With it, add
+--warmup 1: the first upload after boot writes into guest memory the host has never backed, and took 1.06 s of
+kernel time for 512 MiB instead of 0.25-0.30 s in every later one (a rep-0 PUT of ~515 MiB/s in both of the
+first two runs of 2026-12-04, then 1130-1470); the warmup rep runs every registry and counts for none.
 
 berth runs as `berth serve --insecure-http` (plain HTTP, as the peers are measured) unless --https is given; the
 harness creates a registry `bench` through the ARM API with the bootstrap owner's credentials, so the repositories
@@ -408,7 +411,6 @@ def one_rep(args, registry, blobs, rep):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
     return res
 
 
