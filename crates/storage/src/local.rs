@@ -39,6 +39,8 @@ const WRITE_DEPTH: usize = 2;
 const HASH_DEPTH: usize = 8;
 /// How far ahead of an upload's writes disk space is reserved (see `write_batches`).
 const RESERVE_STEP: u64 = 8 * 1024 * 1024;
+/// Allocated bytes beyond a file's rounded-up size that are taken as filesystem metadata, not a reservation.
+const RESERVATION_SLACK: u64 = 64 * 1024;
 /// Read size when re-hashing a stored upload.
 const HASH_READ_SIZE: usize = 1024 * 1024;
 /// Bytes up to which a filesystem step that does not fsync runs on the calling async thread instead of the blocking
@@ -225,8 +227,12 @@ impl LocalBackend {
         let expected = expected.clone();
         let id = id.clone();
         spawn_blocking(move || -> Result<(SessionGuard, u64)> {
-            let file =
-                File::open(&upload).map_err(not_found_as_unknown(&id, "opening", &upload))?;
+            // Writable, to give back a reservation (`give_back_reservation`).
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&upload)
+                .map_err(not_found_as_unknown(&id, "opening", &upload))?;
             let size = file.metadata().map_err(StorageError::io("inspecting", &upload))?.len();
             let actual = match hash.resolve_blocking() {
                 Some(hasher)
@@ -243,6 +249,7 @@ impl LocalBackend {
                 remove_if_exists(&upload).map_err(StorageError::io("removing", &upload))?;
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
+            give_back_reservation(&file, size, &upload)?;
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
@@ -330,6 +337,7 @@ impl LocalBackend {
                 remove_if_exists(&upload).map_err(StorageError::io("removing", &upload))?;
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
+            give_back_reservation(&file, size, &upload)?;
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
@@ -546,6 +554,19 @@ fn write_batches(
         }
     }
     (written, outcome)
+}
+
+/// Frees disk space still reserved past the end of a verified upload, before it becomes a blob for good. An append
+/// gives back its own reservation when it ends (see `write_batches`), but one cut short by a crash cannot: without
+/// this, up to [`RESERVE_STEP`] would stay allocated to the blob. One `fstat` when there is nothing to give back.
+fn give_back_reservation(file: &File, size: u64, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let allocated = file.metadata().map_err(StorageError::io("inspecting", path))?.blocks() * 512;
+    // A file's own blocks, rounded up, plus room for its extent tree: anything past that was reserved.
+    if allocated > size.next_multiple_of(4096) + RESERVATION_SLACK {
+        file.set_len(size).map_err(StorageError::io("truncating", path))?;
+    }
+    Ok(())
 }
 
 /// Continues `previous` (waiting for it if the last append is still being hashed) with the new batches. Gives up,

@@ -561,3 +561,38 @@ async fn local_uploads_give_back_the_space_they_reserved() {
     store.commit(&id, &digest).await.unwrap();
     assert_eq!(read_all(&store, &digest, None).await, data);
 }
+
+/// An append cut short by a crash cannot give back the space it reserved; committing the upload does, whether the
+/// last bytes come as a small final chunk or were all appended before.
+#[tokio::test]
+async fn a_committed_upload_keeps_no_space_reserved_by_a_crashed_append() {
+    use std::os::unix::fs::MetadataExt;
+    let directory = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(directory.path().to_str().unwrap()).await.unwrap();
+    let allocated = |path: &std::path::Path| std::fs::metadata(path).unwrap().blocks() * 512;
+    for final_chunk in [true, false] {
+        let data = pattern(300_000, if final_chunk { 3 } else { 4 });
+        let split = if final_chunk { 200_000 } else { data.len() };
+        let id = store.create_upload().await.unwrap();
+        store.append(&id, Some(0), body(&[&data[..split]])).await.unwrap();
+        // What a crash in the middle of an append leaves: space reserved past the last byte written.
+        let upload = directory.path().join("uploads").join(id.as_str());
+        let file = std::fs::OpenOptions::new().write(true).open(&upload).unwrap();
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, split as u64, 8 << 20)
+            .unwrap();
+        drop(file);
+        assert!(allocated(&upload) >= 8 << 20, "the simulated reservation did not take");
+
+        let digest = Digest::sha256_of(&data);
+        if final_chunk {
+            let last = Bytes::copy_from_slice(&data[split..]);
+            store.append_and_commit(&id, Some(split as u64), last, &digest).await.unwrap();
+        } else {
+            store.commit(&id, &digest).await.unwrap();
+        }
+        let blob =
+            directory.path().join(format!("blobs/sha256/{}/{}", &digest.hex()[..2], digest.hex()));
+        assert!(allocated(&blob) < 1 << 20, "{} bytes allocated to the blob", allocated(&blob));
+        assert_eq!(read_all(&store, &digest, None).await, data);
+    }
+}
