@@ -233,7 +233,8 @@ impl LocalBackend {
                 .write(true)
                 .open(&upload)
                 .map_err(not_found_as_unknown(&id, "opening", &upload))?;
-            let size = file.metadata().map_err(StorageError::io("inspecting", &upload))?.len();
+            let metadata = file.metadata().map_err(StorageError::io("inspecting", &upload))?;
+            let size = metadata.len();
             let actual = match hash.resolve_blocking() {
                 Some(hasher)
                     if hasher.bytes_hashed() == size
@@ -249,7 +250,7 @@ impl LocalBackend {
                 remove_if_exists(&upload).map_err(StorageError::io("removing", &upload))?;
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
-            give_back_reservation(&file, size, &upload)?;
+            give_back_reservation(&file, &metadata, &upload)?;
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
@@ -337,7 +338,8 @@ impl LocalBackend {
                 remove_if_exists(&upload).map_err(StorageError::io("removing", &upload))?;
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
-            give_back_reservation(&file, size, &upload)?;
+            let metadata = file.metadata().map_err(StorageError::io("inspecting", &upload))?;
+            give_back_reservation(&file, &metadata, &upload)?;
             if sync {
                 file.sync_all().map_err(StorageError::io("syncing", &upload))?;
             }
@@ -558,10 +560,11 @@ fn write_batches(
 
 /// Frees disk space still reserved past the end of a verified upload, before it becomes a blob for good. An append
 /// gives back its own reservation when it ends (see `write_batches`), but one cut short by a crash cannot: without
-/// this, up to [`RESERVE_STEP`] would stay allocated to the blob. One `fstat` when there is nothing to give back.
-fn give_back_reservation(file: &File, size: u64, path: &Path) -> Result<()> {
+/// this, up to [`RESERVE_STEP`] would stay allocated to the blob. `metadata` is the file's, taken after its last
+/// write; nothing more is done when there is nothing to give back.
+fn give_back_reservation(file: &File, metadata: &fs::Metadata, path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let allocated = file.metadata().map_err(StorageError::io("inspecting", path))?.blocks() * 512;
+    let (size, allocated) = (metadata.len(), metadata.blocks() * 512);
     // A file's own blocks, rounded up, plus room for its extent tree: anything past that was reserved.
     if allocated > size.next_multiple_of(4096) + RESERVATION_SLACK {
         file.set_len(size).map_err(StorageError::io("truncating", path))?;
